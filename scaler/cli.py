@@ -1,0 +1,85 @@
+"""The ``scaler`` command. Builds the configuration at the edge and passes it down."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from scaler.config import load_config
+from scaler.errors import ConfigError, ScalerError, UsageError
+from scaler.policy import Behavior, ScalingRules
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _describe_rules(name: str, rules: ScalingRules) -> list[str]:
+    policies = ", ".join(
+        f"{p.value}{'%' if p.type.value == 'Percent' else ' pods'} per {p.period_seconds}s"
+        for p in rules.policies
+    )
+    return [
+        f"  {name}: window {rules.stabilization_window_seconds}s, "
+        f"select {rules.select_policy.value}, tolerance {rules.tolerance:g}, "
+        f"policies: {policies}"
+    ]
+
+
+def _describe_behavior(behavior: Behavior) -> list[str]:
+    return _describe_rules("scaleUp", behavior.scale_up) + _describe_rules(
+        "scaleDown", behavior.scale_down
+    )
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file or 'built-in default'}: valid; poll every {config.poll_interval:g}s")
+    for target in config.targets:
+        policy = target.to_policy()
+        print(f"{target.key}: {policy.min_replicas}..{policy.max_replicas} replicas")
+        for metric in policy.metrics:
+            print(
+                f"  metric {metric.name}: {metric.source.value}, "
+                f"{metric.target_type.value} {metric.target:g}"
+            )
+        print("\n".join(_describe_behavior(policy.behavior)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scaler",
+        description="Event-driven autoscaler for Ollama on Kubernetes, with HPA-exact rules.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    config = commands.add_parser("config", help="check a configuration file")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION")
+    check = config_commands.add_parser(
+        "check", help="validate a config file and print the effective policy"
+    )
+    check.add_argument("file", nargs="?", help="YAML file (default: the built-in config)")
+    check.set_defaults(handler=_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE if args.command else 0
+    try:
+        result: int = handler(args)
+    except (UsageError, ConfigError) as error:
+        print(f"scaler: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ScalerError as error:
+        print(f"scaler: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

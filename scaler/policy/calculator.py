@@ -1,0 +1,269 @@
+"""Replicas per metric, as the HPA's ``replica_calculator.go`` computes them.
+
+Values are converted to integer milli-units first, as the HPA does with
+``Quantity.MilliValue()``, so averages truncate exactly where upstream's do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scaler.policy.metrics import (
+    MetricReading,
+    MetricSpec,
+    PodValues,
+    SourceType,
+    TargetType,
+    TotalValue,
+    Unavailable,
+)
+from scaler.policy.pods import (
+    DEFAULT_CPU_INITIALIZATION_PERIOD,
+    DEFAULT_INITIAL_READINESS_DELAY,
+    Pod,
+    PodGroups,
+    PodSample,
+    group_pods,
+    ready_pod_count,
+)
+
+
+class CalculationError(ValueError):
+    """A metric's replica count cannot be computed; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerances:
+    """Per-direction tolerance: no change while ``1 - down <= ratio <= 1 + up``."""
+
+    scale_down: float
+    scale_up: float
+
+    def within(self, usage_ratio: float) -> bool:
+        return (1.0 - self.scale_down) <= usage_ratio <= (1.0 + self.scale_up)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every metric calculation sees besides its own reading."""
+
+    spec_replicas: int
+    status_replicas: int
+    pods: tuple[Pod, ...]
+    tolerances: Tolerances
+    now: float
+    cpu_initialization_period: float = DEFAULT_CPU_INITIALIZATION_PERIOD
+    initial_readiness_delay: float = DEFAULT_INITIAL_READINESS_DELAY
+
+
+@dataclass(frozen=True, slots=True)
+class Calculated:
+    """A metric's replica proposal and its current value in the target's units."""
+
+    replicas: int
+    value: float
+    within_tolerance: bool = False
+
+
+def milli(value: float) -> int:
+    return round(value * 1000)
+
+
+def _div(a: int, b: int) -> int:
+    """Go's integer division: truncates toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """Go's float64 division, which gives Inf or NaN instead of raising."""
+    if denominator == 0:
+        return math.nan if numerator == 0 else math.copysign(math.inf, numerator)
+    return numerator / denominator
+
+
+def calculate(metric: MetricSpec, reading: MetricReading, ctx: Context) -> Calculated:
+    """Dispatch on source and target type, as ``computeReplicasForMetric`` does."""
+    if isinstance(reading, Unavailable):
+        raise CalculationError(reading.reason)
+    if metric.source is SourceType.EXTERNAL:
+        if not isinstance(reading, TotalValue):
+            raise CalculationError(f"metric {metric.name!r} expects one value, got per-pod values")
+        if not math.isfinite(reading.value):
+            raise CalculationError(f"metric {metric.name!r} is {reading.value}")
+        if metric.target_type is TargetType.VALUE:
+            return external_value(milli(reading.value), milli(metric.target), ctx)
+        return external_per_pod(milli(reading.value), milli(metric.target), ctx)
+    if not isinstance(reading, PodValues):
+        raise CalculationError(f"metric {metric.name!r} expects per-pod values, got one value")
+    bad = sorted(n for n, s in reading.samples.items() if not math.isfinite(s.value))
+    if bad:
+        raise CalculationError(f"metric {metric.name!r} is not finite for pods {', '.join(bad)}")
+    cpu = metric.source is SourceType.RESOURCE and metric.resource == "cpu"
+    if metric.target_type is TargetType.UTILIZATION:
+        return resource_utilization(reading.samples, int(metric.target), cpu=cpu, ctx=ctx)
+    return plain_per_pod(reading.samples, milli(metric.target), cpu=cpu, ctx=ctx)
+
+
+def external_value(usage: int, target: int, ctx: Context) -> Calculated:
+    """``GetExternalMetricReplicas`` via ``getUsageRatioReplicaCount``."""
+    usage_ratio = _ratio(usage, target)
+    value = usage / 1000
+    if ctx.spec_replicas == 0:
+        return Calculated(math.ceil(usage_ratio), value)
+    if ctx.tolerances.within(usage_ratio):
+        return Calculated(ctx.spec_replicas, value, within_tolerance=True)
+    if not ctx.pods:
+        raise CalculationError("no pods returned by selector while calculating replica count")
+    return Calculated(math.ceil(usage_ratio * ready_pod_count(ctx.pods)), value)
+
+
+def external_per_pod(usage: int, target: int, ctx: Context) -> Calculated:
+    """``GetExternalPerPodMetricReplicas``: total against target x status replicas."""
+    replicas = ctx.status_replicas
+    usage_ratio = _ratio(usage, target * replicas)
+    per_pod = math.ceil(_ratio(usage, replicas)) if replicas else usage
+    if ctx.tolerances.within(usage_ratio):
+        return Calculated(replicas, per_pod / 1000, within_tolerance=True)
+    return Calculated(math.ceil(usage / target), per_pod / 1000)
+
+
+def _milli_metrics(samples: Mapping[str, PodSample]) -> dict[str, int]:
+    return {name: milli(sample.value) for name, sample in samples.items()}
+
+
+def _grouped(
+    samples: Mapping[str, PodSample], cpu: bool, ctx: Context
+) -> tuple[PodGroups, dict[str, int]]:
+    """Group pods and drop the samples of ignored and unready pods."""
+    if not ctx.pods:
+        raise CalculationError("no pods returned by selector while calculating replica count")
+    groups = group_pods(
+        ctx.pods,
+        samples,
+        cpu=cpu,
+        now=ctx.now,
+        cpu_initialization_period=ctx.cpu_initialization_period,
+        initial_readiness_delay=ctx.initial_readiness_delay,
+    )
+    metrics = _milli_metrics(samples)
+    for name in groups.ignored | groups.unready:
+        metrics.pop(name, None)
+    if not metrics:
+        raise CalculationError("did not receive metrics for targeted pods (pods might be unready)")
+    return groups, metrics
+
+
+def _keeps_direction(usage_ratio: float, new_ratio: float, tolerances: Tolerances) -> bool:
+    """False when the rebalanced ratio is within tolerance or flips the direction."""
+    if tolerances.within(new_ratio):
+        return False
+    return not ((usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio))
+
+
+def _rebalanced(new_ratio: float, count: int, current: int) -> int:
+    """Replicas from the rebalanced ratio, unless the pod count flips the direction."""
+    replicas = math.ceil(new_ratio * count)
+    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
+        return current
+    return replicas
+
+
+def _utilization(
+    metrics: Mapping[str, int], requests: Mapping[str, int], target: int
+) -> tuple[float, int]:
+    """``GetResourceUtilizationRatio``: integer percent of requests, then / target."""
+    total = 0
+    requested = 0
+    for name, value in metrics.items():
+        request = requests.get(name)
+        if request is None:
+            continue  # extraneous metrics (pods we do not know) are skipped
+        total += value
+        requested += request
+    if requested == 0:
+        raise CalculationError("no metrics returned matched known pods")
+    utilization = _div(total * 100, requested)
+    return utilization / target, utilization
+
+
+def _requests(pods: tuple[Pod, ...]) -> dict[str, int]:
+    """``calculatePodRequests``: every pod must declare a request."""
+    requests = {}
+    for pod in pods:
+        if pod.request is None:
+            raise CalculationError(f"missing request for the resource in pod {pod.name}")
+        requests[pod.name] = milli(pod.request)
+    return requests
+
+
+def resource_utilization(
+    samples: Mapping[str, PodSample], target: int, *, cpu: bool, ctx: Context
+) -> Calculated:
+    """``GetResourceReplicas``: Utilization of requests, with missing/unready pods.
+
+    Pods without a sample count as using max(100 %, target) of their request when
+    scaling down and 0 when scaling up; unready pods count as 0 when scaling up. If
+    that rebalancing lands within tolerance or flips the direction, nothing changes.
+    """
+    groups, metrics = _grouped(samples, cpu, ctx)
+    requests = _requests(ctx.pods)
+    usage_ratio, utilization = _utilization(metrics, requests, target)
+    tolerances = ctx.tolerances
+    current = ctx.spec_replicas
+    scale_up_with_unready = bool(groups.unready) and usage_ratio > 1.0
+    if not scale_up_with_unready and not groups.missing:
+        if tolerances.within(usage_ratio):
+            return Calculated(current, utilization, within_tolerance=True)
+        return Calculated(math.ceil(usage_ratio * groups.ready_count), utilization)
+    if groups.missing and usage_ratio < 1.0:
+        fallback = max(100, target)
+        for name in groups.missing:
+            metrics[name] = _div(requests[name] * fallback, 100)
+    elif groups.missing and usage_ratio > 1.0:
+        for name in groups.missing:
+            metrics[name] = 0
+    if scale_up_with_unready:
+        for name in groups.unready:
+            metrics[name] = 0
+    new_ratio, _ = _utilization(metrics, requests, target)
+    if not _keeps_direction(usage_ratio, new_ratio, tolerances):
+        return Calculated(current, utilization, tolerances.within(new_ratio))
+    return Calculated(_rebalanced(new_ratio, len(metrics), current), utilization)
+
+
+def _average(metrics: Mapping[str, int], target: int) -> tuple[float, int]:
+    """``GetMetricUsageRatio``: the truncated average against the target."""
+    usage = _div(sum(metrics.values()), len(metrics))
+    return usage / target, usage
+
+
+def plain_per_pod(
+    samples: Mapping[str, PodSample], target: int, *, cpu: bool, ctx: Context
+) -> Calculated:
+    """``calcPlainMetricReplicas``: a per-pod AverageValue, with missing/unready pods.
+
+    Pods without a sample count as exactly the target when scaling down and 0
+    otherwise; unready pods count as 0 when scaling up.
+    """
+    groups, metrics = _grouped(samples, cpu, ctx)
+    usage_ratio, usage = _average(metrics, target)
+    tolerances = ctx.tolerances
+    current = ctx.spec_replicas
+    value = usage / 1000
+    scale_up_with_unready = bool(groups.unready) and usage_ratio > 1.0
+    if not scale_up_with_unready and not groups.missing:
+        if tolerances.within(usage_ratio):
+            return Calculated(current, value, within_tolerance=True)
+        return Calculated(math.ceil(usage_ratio * groups.ready_count), value)
+    for name in groups.missing:
+        metrics[name] = target if usage_ratio < 1.0 else 0
+    if scale_up_with_unready:
+        for name in groups.unready:
+            metrics[name] = 0
+    new_ratio, _ = _average(metrics, target)
+    if not _keeps_direction(usage_ratio, new_ratio, tolerances):
+        return Calculated(current, value, tolerances.within(new_ratio))
+    return Calculated(_rebalanced(new_ratio, len(metrics), current), value)

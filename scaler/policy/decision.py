@@ -1,0 +1,71 @@
+"""The one decision type shared by the controller, the simulator, logs and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a decision came out as it did: a closed set, safe as a metric label.
+
+    Values mirror the reasons the HPA controller writes into its conditions and events
+    where one exists (``ScaleUpLimit``, ``TooFewReplicas``, ``ScaleDownStabilized``...).
+    """
+
+    DESIRED_WITHIN_RANGE = "DesiredWithinRange"
+    WITHIN_TOLERANCE = "WithinTolerance"
+    SCALE_UP_STABILIZED = "ScaleUpStabilized"
+    SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
+    SCALE_UP_LIMIT = "ScaleUpLimit"
+    SCALE_DOWN_LIMIT = "ScaleDownLimit"
+    TOO_MANY_REPLICAS = "TooManyReplicas"
+    TOO_FEW_REPLICAS = "TooFewReplicas"
+    CURRENT_ABOVE_MAX = "CurrentAboveMax"
+    CURRENT_BELOW_MIN = "CurrentBelowMin"
+    SCALING_DISABLED = "ScalingDisabled"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    METRICS_INCOMPLETE = "MetricsIncomplete"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricProposal:
+    """What one metric asked for.
+
+    ``replicas`` is ``None`` when the metric could not be used; ``error`` then says why.
+    ``value`` is the current value in the target's units (per pod for AverageValue,
+    percent of requests for Utilization); ``within_tolerance`` is set when the usage
+    ratio fell inside the tolerance band and the metric therefore proposed no change.
+    """
+
+    name: str
+    replicas: int | None
+    value: float | None
+    target: float
+    within_tolerance: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A replica count and the reason for it.
+
+    ``current``: replicas before the decision (the scale subresource's spec).
+    ``recommendation``: what the metrics asked for before stabilization and limits
+    (``None`` when no metric-based recommendation was made).
+    ``stabilized``: the recommendation after the stabilization windows.
+    ``replicas``: the final answer, after rate limits and min/max.
+    """
+
+    replicas: int
+    reason: Reason
+    message: str
+    current: int
+    recommendation: int | None = None
+    stabilized: int | None = None
+    metric: str | None = None
+    proposals: tuple[MetricProposal, ...] = ()
+
+    @property
+    def changes_scale(self) -> bool:
+        return self.replicas != self.current

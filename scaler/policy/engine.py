@@ -1,0 +1,213 @@
+"""One decision for one target: the HPA's ``reconcileAutoscaler`` without the I/O.
+
+``decide`` is a pure function of the spec, what was observed, the history and
+``now``; it returns the decision and the new history. After the caller has actually
+changed the scale, it records that with ``record_scale`` (upstream stores a scale
+event only after a successful update, so a failed patch must not count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from scaler.policy.behavior import MISSION_BEHAVIOR, Behavior
+from scaler.policy.calculator import CalculationError, Context, Tolerances, calculate
+from scaler.policy.decision import Decision, MetricProposal, Reason
+from scaler.policy.history import History, store_event
+from scaler.policy.metrics import MetricReading, MetricSpec, Unavailable
+from scaler.policy.pods import (
+    DEFAULT_CPU_INITIALIZATION_PERIOD,
+    DEFAULT_INITIAL_READINESS_DELAY,
+    Pod,
+)
+from scaler.policy.rate import limit_by_rate
+from scaler.policy.stabilization import stabilize
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """Everything that stays fixed between decisions for one target.
+
+    ``min_replicas``/``max_replicas``: the range decisions are clamped to.
+    ``cpu_initialization_period`` and ``initial_readiness_delay``: seconds, the
+    kube-controller-manager flags that decide when a starting pod's CPU counts.
+    """
+
+    min_replicas: int
+    max_replicas: int
+    metrics: tuple[MetricSpec, ...]
+    behavior: Behavior = MISSION_BEHAVIOR
+    cpu_initialization_period: float = DEFAULT_CPU_INITIALIZATION_PERIOD
+    initial_readiness_delay: float = DEFAULT_INITIAL_READINESS_DELAY
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The world at ``now``: the scale subresource, the pods, and each metric's reading.
+
+    ``spec_replicas``: the replicas asked for (what the HPA calls current).
+    ``status_replicas``: the replicas that exist (used by AverageValue of External).
+    ``readings``: by metric name; a metric with no entry counts as unavailable.
+    """
+
+    spec_replicas: int
+    status_replicas: int
+    pods: tuple[Pod, ...] = ()
+    readings: dict[str, MetricReading] = field(default_factory=dict)
+
+
+def decide(
+    spec: PolicySpec, observation: Observation, history: History, now: float
+) -> tuple[Decision, History]:
+    """Decide the replica count at ``now``; return it with the updated history."""
+    current = observation.spec_replicas
+    history = history.with_initial_recommendation(current, now)
+    if current == 0 and spec.min_replicas != 0:
+        message = "scaling is disabled since the replica count of the target is zero"
+        return Decision(0, Reason.SCALING_DISABLED, message, current), history
+    if current > spec.max_replicas:
+        message = f"current replicas {current} above maxReplicas {spec.max_replicas}"
+        return Decision(spec.max_replicas, Reason.CURRENT_ABOVE_MAX, message, current), history
+    if current < spec.min_replicas:
+        message = f"current replicas {current} below minReplicas {spec.min_replicas}"
+        return Decision(spec.min_replicas, Reason.CURRENT_BELOW_MIN, message, current), history
+
+    proposals = _proposals(spec, observation, now)
+    held = _hold_for_missing_metrics(proposals, current)
+    if held is not None:
+        return held, history
+    winner = _winner(proposals)
+    assert winner.replicas is not None  # _hold_for_missing_metrics rules out no winner
+    desired = winner.replicas
+
+    behavior = spec.behavior
+    stabilized = stabilize(
+        history.recommendations or (),
+        desired=desired,
+        current=current,
+        scale_up_window=behavior.scale_up.stabilization_window_seconds,
+        scale_down_window=behavior.scale_down.stabilization_window_seconds,
+        now=now,
+    )
+    history = replace(history, recommendations=stabilized.recommendations)
+    replicas, reason, message = limit_by_rate(
+        desired=stabilized.replicas,
+        current=current,
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        behavior=behavior,
+        up_events=history.scale_up_events,
+        down_events=history.scale_down_events,
+        now=now,
+    )
+    if replicas == stabilized.replicas and stabilized.replicas != desired:
+        reason, message = stabilized.reason, stabilized.message
+    elif replicas == current == desired and winner.within_tolerance:
+        reason = Reason.WITHIN_TOLERANCE
+        message = "the usage ratio is within tolerance of the target"
+    decision = Decision(
+        replicas=replicas,
+        reason=reason,
+        message=f"{message}; {_explain(winner)}",
+        current=current,
+        recommendation=desired,
+        stabilized=stabilized.replicas,
+        metric=winner.name,
+        proposals=proposals,
+    )
+    return decision, history
+
+
+def record_scale(
+    history: History, behavior: Behavior, previous: int, new: int, now: float
+) -> History:
+    """``storeScaleEvent``: remember a scale change that really happened at ``now``."""
+    if new > previous:
+        events = store_event(
+            history.scale_up_events,
+            replica_change=new - previous,
+            longest_policy_period=behavior.scale_up.longest_policy_period,
+            now=now,
+        )
+        return replace(history, scale_up_events=events)
+    if new < previous:
+        events = store_event(
+            history.scale_down_events,
+            replica_change=previous - new,
+            longest_policy_period=behavior.scale_down.longest_policy_period,
+            now=now,
+        )
+        return replace(history, scale_down_events=events)
+    return history
+
+
+def _proposals(
+    spec: PolicySpec, observation: Observation, now: float
+) -> tuple[MetricProposal, ...]:
+    ctx = Context(
+        spec_replicas=observation.spec_replicas,
+        status_replicas=observation.status_replicas,
+        pods=observation.pods,
+        tolerances=Tolerances(
+            scale_down=spec.behavior.scale_down.tolerance,
+            scale_up=spec.behavior.scale_up.tolerance,
+        ),
+        now=now,
+        cpu_initialization_period=spec.cpu_initialization_period,
+        initial_readiness_delay=spec.initial_readiness_delay,
+    )
+    proposals = []
+    for metric in spec.metrics:
+        reading = observation.readings.get(metric.name, Unavailable("no reading"))
+        try:
+            result = calculate(metric, reading, ctx)
+        except CalculationError as error:
+            proposals.append(
+                MetricProposal(metric.name, None, None, metric.target, error=str(error))
+            )
+            continue
+        proposals.append(
+            MetricProposal(
+                metric.name, result.replicas, result.value, metric.target, result.within_tolerance
+            )
+        )
+    return tuple(proposals)
+
+
+def _winner(proposals: tuple[MetricProposal, ...]) -> MetricProposal:
+    """The largest proposal wins; the first metric wins a tie (upstream's loop order)."""
+    best = next(p for p in proposals if p.replicas is not None)
+    for proposal in proposals:
+        if proposal.replicas is not None and proposal.replicas > (best.replicas or 0):
+            best = proposal
+    return best
+
+
+def _hold_for_missing_metrics(
+    proposals: tuple[MetricProposal, ...], current: int
+) -> Decision | None:
+    """``computeReplicasForMetrics``' rule: scale on the valid metrics unless all are
+    invalid, or some are invalid and the valid ones would scale down."""
+    invalid = [p for p in proposals if p.replicas is None]
+    if not invalid:
+        return None
+    errors = "; ".join(f"{p.name}: {p.error}" for p in invalid)
+    if len(invalid) >= len(proposals):
+        message = f"holding at {current}: no metric is available ({errors})"
+        return Decision(current, Reason.METRICS_UNAVAILABLE, message, current, proposals=proposals)
+    top = _winner(proposals).replicas or 0
+    if top < current:
+        message = (
+            f"holding at {current}: the available metrics propose {top}, but a scale-down "
+            f"needs every metric ({len(invalid)} of {len(proposals)} invalid: {errors})"
+        )
+        return Decision(current, Reason.METRICS_INCOMPLETE, message, current, proposals=proposals)
+    return None
+
+
+def _explain(proposal: MetricProposal) -> str:
+    value = "n/a" if proposal.value is None else f"{proposal.value:g}"
+    return (
+        f"metric {proposal.name} = {value} against target {proposal.target:g} "
+        f"proposes {proposal.replicas}"
+    )

@@ -1,0 +1,124 @@
+"""Pods as the replica calculator sees them, and the HPA's ``groupPods``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# kube-controller-manager defaults for the two CPU readiness flags.
+DEFAULT_CPU_INITIALIZATION_PERIOD = 300.0
+DEFAULT_INITIAL_READINESS_DELAY = 30.0
+
+
+class PodPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """The parts of a pod the HPA looks at. Times are seconds on the caller's clock.
+
+    ``ready``: the Ready condition's status, ``None`` when the pod has no such condition.
+    ``ready_transition_time``: that condition's ``lastTransitionTime``.
+    ``request``: the pod's summed resource request for the Utilization metric (e.g.
+    CPU cores); ``None`` when a container lacks one.
+    """
+
+    name: str
+    phase: PodPhase = PodPhase.RUNNING
+    ready: bool | None = True
+    ready_transition_time: float | None = None
+    start_time: float | None = None
+    deleting: bool = False
+    request: float | None = None
+
+    @property
+    def is_running_and_ready(self) -> bool:
+        return self.phase is PodPhase.RUNNING and self.ready is True
+
+
+@dataclass(frozen=True, slots=True)
+class PodSample:
+    """One pod's metric value; ``timestamp``/``window`` describe the sample (seconds).
+
+    ``timestamp=None`` means "as fresh as ``now``".
+    """
+
+    value: float
+    timestamp: float | None = None
+    window: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PodGroups:
+    ready_count: int
+    unready: frozenset[str] = field(default_factory=frozenset)
+    missing: frozenset[str] = field(default_factory=frozenset)
+    ignored: frozenset[str] = field(default_factory=frozenset)
+
+
+def group_pods(
+    pods: tuple[Pod, ...],
+    samples: Mapping[str, PodSample],
+    *,
+    cpu: bool,
+    now: float,
+    cpu_initialization_period: float = DEFAULT_CPU_INITIALIZATION_PERIOD,
+    initial_readiness_delay: float = DEFAULT_INITIAL_READINESS_DELAY,
+) -> PodGroups:
+    """``groupPods``: sort pods into ready, unready, missing a metric, and ignored.
+
+    Deleting and failed pods are ignored; pending pods are unready; for CPU only, a
+    pod is also unready while it has no Ready condition or start time, while it is
+    within its CPU initialization period and either not ready or its sample predates
+    one metric window after its readiness changed, or when it is not ready and has
+    never been ready (its readiness changed within the initial delay after start).
+    """
+    ready_count = 0
+    unready: set[str] = set()
+    missing: set[str] = set()
+    ignored: set[str] = set()
+    for pod in pods:
+        if pod.deleting or pod.phase is PodPhase.FAILED:
+            ignored.add(pod.name)
+            continue
+        if pod.phase is PodPhase.PENDING:
+            unready.add(pod.name)
+            continue
+        sample = samples.get(pod.name)
+        if sample is None:
+            missing.add(pod.name)
+            continue
+        if cpu and _cpu_unready(
+            pod, sample, now, cpu_initialization_period, initial_readiness_delay
+        ):
+            unready.add(pod.name)
+            continue
+        ready_count += 1
+    return PodGroups(ready_count, frozenset(unready), frozenset(missing), frozenset(ignored))
+
+
+def _cpu_unready(
+    pod: Pod,
+    sample: PodSample,
+    now: float,
+    cpu_initialization_period: float,
+    initial_readiness_delay: float,
+) -> bool:
+    if pod.ready is None or pod.start_time is None:
+        return True
+    transition = pod.ready_transition_time if pod.ready_transition_time is not None else 0.0
+    if pod.start_time + cpu_initialization_period > now:
+        sample_time = now if sample.timestamp is None else sample.timestamp
+        return pod.ready is False or sample_time < transition + sample.window
+    return pod.ready is False and pod.start_time + initial_readiness_delay > transition
+
+
+def ready_pod_count(pods: tuple[Pod, ...]) -> int:
+    """``getReadyPodsCount``: running pods whose Ready condition is true."""
+    return sum(1 for pod in pods if pod.is_running_and_ready)
