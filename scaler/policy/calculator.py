@@ -67,6 +67,14 @@ class Calculated:
     within_tolerance: bool = False
 
 
+MAX_INT32 = 2**31 - 1
+
+
+def _capped(replicas: int) -> int:
+    """Upstream caps External proposals at MaxInt32 instead of overflowing."""
+    return min(replicas, MAX_INT32)
+
+
 def milli(value: float) -> int:
     return round(value * 1000)
 
@@ -112,12 +120,12 @@ def external_value(usage: int, target: int, ctx: Context) -> Calculated:
     usage_ratio = _ratio(usage, target)
     value = usage / 1000
     if ctx.spec_replicas == 0:
-        return Calculated(math.ceil(usage_ratio), value)
+        return Calculated(_capped(math.ceil(usage_ratio)), value)
     if ctx.tolerances.within(usage_ratio):
         return Calculated(ctx.spec_replicas, value, within_tolerance=True)
     if not ctx.pods:
         raise CalculationError("no pods returned by selector while calculating replica count")
-    return Calculated(math.ceil(usage_ratio * ready_pod_count(ctx.pods)), value)
+    return Calculated(_capped(math.ceil(usage_ratio * ready_pod_count(ctx.pods))), value)
 
 
 def external_per_pod(usage: int, target: int, ctx: Context) -> Calculated:
@@ -127,7 +135,7 @@ def external_per_pod(usage: int, target: int, ctx: Context) -> Calculated:
     per_pod = math.ceil(_ratio(usage, replicas)) if replicas else usage
     if ctx.tolerances.within(usage_ratio):
         return Calculated(replicas, per_pod / 1000, within_tolerance=True)
-    return Calculated(math.ceil(usage / target), per_pod / 1000)
+    return Calculated(_capped(math.ceil(usage / target)), per_pod / 1000)
 
 
 def _milli_metrics(samples: Mapping[str, PodSample]) -> dict[str, int]:
@@ -258,8 +266,10 @@ def plain_per_pod(
         if tolerances.within(usage_ratio):
             return Calculated(current, value, within_tolerance=True)
         return Calculated(math.ceil(usage_ratio * groups.ready_count), value)
-    for name in groups.missing:
-        metrics[name] = target if usage_ratio < 1.0 else 0
+    if groups.missing and usage_ratio != 1.0:
+        # At exactly 1.0 upstream fills nothing and the ratio stays within tolerance.
+        for name in groups.missing:
+            metrics[name] = target if usage_ratio < 1.0 else 0
     if scale_up_with_unready:
         for name in groups.unready:
             metrics[name] = 0

@@ -55,11 +55,13 @@ class Decision:
     (``None`` when no metric-based recommendation was made).
     ``stabilized``: the recommendation after the stabilization windows.
     ``replicas``: the final answer, after rate limits and min/max.
+    ``text``: the HPA's sentence for the reason; ``message`` adds the numbers. It is
+    built on demand, as most decisions at a 1 s cadence are never logged.
     """
 
     replicas: int
     reason: Reason
-    message: str
+    text: str
     current: int
     recommendation: int | None = None
     stabilized: int | None = None
@@ -69,3 +71,21 @@ class Decision:
     @property
     def changes_scale(self) -> bool:
         return self.replicas != self.current
+
+    @property
+    def message(self) -> str:
+        """A readable sentence: the reason's text, then what the winning metric said."""
+        for proposal in self.proposals:
+            if proposal.name == self.metric:
+                return f"{self.text}; {explain(proposal)}"
+        return self.text
+
+
+def explain(proposal: MetricProposal) -> str:
+    if proposal.replicas is None:
+        return f"metric {proposal.name} unavailable: {proposal.error}"
+    value = "n/a" if proposal.value is None else f"{proposal.value:g}"
+    return (
+        f"metric {proposal.name} = {value} against target {proposal.target:g} "
+        f"proposes {proposal.replicas}"
+    )

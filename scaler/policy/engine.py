@@ -89,7 +89,9 @@ def decide(
         scale_down_window=behavior.scale_down.stabilization_window_seconds,
         now=now,
     )
-    history = replace(history, recommendations=stabilized.recommendations)
+    history = History(
+        stabilized.recommendations, history.scale_up_events, history.scale_down_events
+    )
     replicas, reason, message = limit_by_rate(
         desired=stabilized.replicas,
         current=current,
@@ -108,7 +110,7 @@ def decide(
     decision = Decision(
         replicas=replicas,
         reason=reason,
-        message=f"{message}; {_explain(winner)}",
+        text=message,
         current=current,
         recommendation=desired,
         stabilized=stabilized.replicas,
@@ -203,11 +205,3 @@ def _hold_for_missing_metrics(
         )
         return Decision(current, Reason.METRICS_INCOMPLETE, message, current, proposals=proposals)
     return None
-
-
-def _explain(proposal: MetricProposal) -> str:
-    value = "n/a" if proposal.value is None else f"{proposal.value:g}"
-    return (
-        f"metric {proposal.name} = {value} against target {proposal.target:g} "
-        f"proposes {proposal.replicas}"
-    )

@@ -45,16 +45,24 @@ def stabilize(
     """
     up_cutoff = now - scale_up_window
     down_cutoff = now - scale_down_window
-    up_limit = desired
-    down_limit = desired
-    old_index: int | None = None
-    for index, rec in enumerate(recommendations):
-        if rec.timestamp > up_cutoff:
-            up_limit = min(rec.replicas, up_limit)
-        if rec.timestamp > down_cutoff:
-            down_limit = max(rec.replicas, down_limit)
-        if rec.timestamp < up_cutoff and rec.timestamp < down_cutoff:
-            old_index = index
+    up_limit = min(
+        [r.replicas for r in recommendations if r.timestamp > up_cutoff], default=desired
+    )
+    up_limit = min(up_limit, desired)
+    down_limit = max(
+        [r.replicas for r in recommendations if r.timestamp > down_cutoff], default=desired
+    )
+    down_limit = max(down_limit, desired)
+    # Outside both windows means before the earlier cutoff; upstream reuses the last one.
+    outdated_before = min(up_cutoff, down_cutoff)
+    old_index = next(
+        (
+            i
+            for i in range(len(recommendations) - 1, -1, -1)
+            if recommendations[i].timestamp < outdated_before
+        ),
+        None,
+    )
 
     replicas = current
     if replicas < up_limit:
