@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from scaler.config import load_config
 from scaler.errors import ConfigError, ScalerError, UsageError
 from scaler.policy import Behavior, ScalingRules
+from scaler.simulate import command as simulate_command
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", nargs="?", help="YAML file (default: the built-in config)")
     check.set_defaults(handler=_config_check)
+    simulate_command.add_parser(commands)
     return parser
 
 

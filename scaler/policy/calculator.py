@@ -106,9 +106,6 @@ def calculate(metric: MetricSpec, reading: MetricReading, ctx: Context) -> Calcu
         return external_per_pod(milli(reading.value), milli(metric.target), ctx)
     if not isinstance(reading, PodValues):
         raise CalculationError(f"metric {metric.name!r} expects per-pod values, got one value")
-    bad = sorted(n for n, s in reading.samples.items() if not math.isfinite(s.value))
-    if bad:
-        raise CalculationError(f"metric {metric.name!r} is not finite for pods {', '.join(bad)}")
     cpu = metric.source is SourceType.RESOURCE and metric.resource == "cpu"
     if metric.target_type is TargetType.UTILIZATION:
         return resource_utilization(reading.samples, int(metric.target), cpu=cpu, ctx=ctx)
@@ -139,7 +136,11 @@ def external_per_pod(usage: int, target: int, ctx: Context) -> Calculated:
 
 
 def _milli_metrics(samples: Mapping[str, PodSample]) -> dict[str, int]:
-    return {name: milli(sample.value) for name, sample in samples.items()}
+    try:
+        return {name: round(sample.value * 1000) for name, sample in samples.items()}
+    except (ValueError, OverflowError) as error:  # round() refuses NaN and infinities
+        bad = sorted(n for n, s in samples.items() if not math.isfinite(s.value))
+        raise CalculationError(f"metric is not finite for pods {', '.join(bad)}") from error
 
 
 def _grouped(
@@ -157,7 +158,9 @@ def _grouped(
         initial_readiness_delay=ctx.initial_readiness_delay,
     )
     metrics = _milli_metrics(samples)
-    for name in groups.ignored | groups.unready:
+    for name in groups.ignored:
+        metrics.pop(name, None)
+    for name in groups.unready:
         metrics.pop(name, None)
     if not metrics:
         raise CalculationError("did not receive metrics for targeted pods (pods might be unready)")
@@ -199,12 +202,10 @@ def _utilization(
 
 def _requests(pods: tuple[Pod, ...]) -> dict[str, int]:
     """``calculatePodRequests``: every pod must declare a request."""
-    requests = {}
-    for pod in pods:
-        if pod.request is None:
-            raise CalculationError(f"missing request for the resource in pod {pod.name}")
-        requests[pod.name] = milli(pod.request)
-    return requests
+    missing = [pod.name for pod in pods if pod.request is None]
+    if missing:
+        raise CalculationError(f"missing request for the resource in pod {missing[0]}")
+    return {pod.name: round((pod.request or 0.0) * 1000) for pod in pods}
 
 
 def resource_utilization(

@@ -80,27 +80,29 @@ def group_pods(
     never been ready (its readiness changed within the initial delay after start).
     """
     ready_count = 0
-    unready: set[str] = set()
-    missing: set[str] = set()
-    ignored: set[str] = set()
+    unready: list[str] = []
+    missing: list[str] = []
+    ignored: list[str] = []
+    failed, pending = PodPhase.FAILED, PodPhase.PENDING
     for pod in pods:
-        if pod.deleting or pod.phase is PodPhase.FAILED:
-            ignored.add(pod.name)
-            continue
-        if pod.phase is PodPhase.PENDING:
-            unready.add(pod.name)
-            continue
-        sample = samples.get(pod.name)
-        if sample is None:
-            missing.add(pod.name)
-            continue
-        if cpu and _cpu_unready(
+        if pod.deleting or pod.phase is failed:
+            ignored.append(pod.name)
+        elif pod.phase is pending:
+            unready.append(pod.name)
+        elif (sample := samples.get(pod.name)) is None:
+            missing.append(pod.name)
+        elif cpu and _cpu_unready(
             pod, sample, now, cpu_initialization_period, initial_readiness_delay
         ):
-            unready.add(pod.name)
-            continue
-        ready_count += 1
+            unready.append(pod.name)
+        else:
+            ready_count += 1
+    if not (unready or missing or ignored):
+        return PodGroups(ready_count, _NONE, _NONE, _NONE)  # the common case, kept cheap
     return PodGroups(ready_count, frozenset(unready), frozenset(missing), frozenset(ignored))
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _cpu_unready(

@@ -15,7 +15,7 @@ from scaler.policy.history import ScaleEvent
 def change_in_period(events: tuple[ScaleEvent, ...], period_seconds: int, now: float) -> int:
     """``getReplicasChangePerPeriod``: pods changed by events after ``now - period``."""
     cutoff = now - period_seconds
-    return sum(e.replica_change for e in events if e.timestamp > cutoff)
+    return sum([change for change, at, _ in events if at > cutoff])
 
 
 def _period_start(

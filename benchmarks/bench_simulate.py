@@ -1,0 +1,59 @@
+"""Speed and memory of ``scaler simulate`` on a 7-day trace at 1 s resolution.
+
+Run:  .venv/bin/python -m benchmarks.bench_simulate [--days 7] [--rate 1.0]
+
+Writes a CSV trace (one row per second, about ``--rate`` requests/s with a daily
+swing, short chat answers so ten replicas can keep up), then runs the real command
+``scaler simulate --trace FILE --json`` with the two default policies (queue and
+cpu-hpa) in a child process, and reports its wall time and peak memory (the largest
+resident set of the command and of its worker processes, each measured separately).
+Targets: <= 10 s wall and <= 300 MiB on our 2-core machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def write_trace(path: Path, days: float, rate: float) -> int:
+    seconds = int(days * 86_400)
+    with path.open("w", encoding="utf-8") as out:
+        out.write("time,rate,prompt_tokens,completion_tokens\n")
+        for t in range(seconds):
+            daily = 1.0 + 0.8 * math.sin(2 * math.pi * (t % 86_400) / 86_400 - math.pi / 2)
+            out.write(f"{t},{rate * daily:.4f},60,25\n")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--rate", type=float, default=1.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "week.csv"
+        rows = write_trace(trace, args.days, args.rate)
+        command = [sys.executable, "-m", "scaler.cli", "simulate", "--trace", str(trace), "--json"]
+        started = time.perf_counter()
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    figures = json.loads(done.stdout)
+    requests = next(iter(figures["policies"].values()))["requests"]
+    print(
+        f"simulate: {rows:,} s trace, {requests:,} requests, "
+        f"{len(figures['policies'])} policies: {wall:.2f} s wall, "
+        f"peak RSS {peak_kib / 1024:.0f} MiB (largest single process)"
+    )
+
+
+if __name__ == "__main__":
+    main()

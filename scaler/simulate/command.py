@@ -1,0 +1,214 @@
+"""``scaler simulate``: parse options, check every input, run, then write outputs.
+
+Everything that can be wrong with the input is checked before the simulation runs
+and before anything is written, so a bad option never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from scaler.errors import UsageError
+from scaler.simulate.model import ModelParams
+from scaler.simulate.policies import BUILT_IN, DEFAULT_POLICIES, SimPolicy, build_policy
+from scaler.simulate.progress import Progress
+from scaler.simulate.scenarios import DEFAULT_SCENARIO, SCENARIOS, build_scenario
+from scaler.simulate.session import Simulation, simulate
+from scaler.simulate.types import PolicyResult, SimulationError, Trace, TraceError
+
+# Token rates of a small model (~1-3 B parameters, Q4) on a laptop CPU and on one GPU.
+HARDWARE = {
+    "cpu": {"prompt_tokens_per_second": 100.0, "completion_tokens_per_second": 15.0},
+    "gpu": {"prompt_tokens_per_second": 2000.0, "completion_tokens_per_second": 80.0},
+}
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "simulate",
+        help="dry-run scaling policies against a load trace",
+        description="Replay a load trace against scaling policies, side by side.",
+    )
+    load = parser.add_argument_group("load (one of)")
+    load.add_argument(
+        "--scenario",
+        help=f"built-in scenario: {', '.join(SCENARIOS)} (default: {DEFAULT_SCENARIO})",
+    )
+    load.add_argument("--trace", type=Path, help="CSV trace (see docs/simulate.md)")
+    load.add_argument("--from-prometheus", metavar="URL", help="build the trace from history")
+    load.add_argument("--query", help="with --from-prometheus: PromQL giving requests/s")
+    load.add_argument("--start", help="range start: RFC 3339, unix seconds or now-6h")
+    load.add_argument("--end", default="now", help="range end (default: now)")
+    load.add_argument("--step", type=float, default=15.0, help="seconds per sample (15)")
+
+    policy = parser.add_argument_group("policies")
+    policy.add_argument(
+        "--policy",
+        action="append",
+        help=f"{', '.join(BUILT_IN)} or config; repeat to compare "
+        f"(default: {', '.join(DEFAULT_POLICIES)})",
+    )
+    policy.add_argument("--config", type=Path, help="the config file scaler run reads")
+    policy.add_argument("--target", help="namespace/deployment in --config (default: first)")
+    policy.add_argument("--cpu-hpa-lag", type=float, default=0.0, help="seconds (seed: 180)")
+    policy.add_argument("--cpu-target", type=float, default=80.0, help="percent (80)")
+
+    model = parser.add_argument_group("model of Ollama")
+    model.add_argument("--hardware", choices=sorted(HARDWARE), default="cpu")
+    model.add_argument("--parallel", type=int, default=1, help="OLLAMA_NUM_PARALLEL (1)")
+    model.add_argument("--max-queue", type=int, default=16, help="proxy queue per pod (16)")
+    model.add_argument("--cold-start", type=float, default=30.0, help="seconds (30)")
+    model.add_argument("--prompt-tokens-per-second", type=float)
+    model.add_argument("--completion-tokens-per-second", type=float)
+    model.add_argument(
+        "--service-time", choices=("deterministic", "exponential"), default="deterministic"
+    )
+    model.add_argument("--seed", type=int, default=1)
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="print figures as JSON")
+    output.add_argument("--csv", type=Path, help="write the per-second timeline")
+    output.add_argument("--plot", type=Path, help="write a PNG plot")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    params = _params(args)
+    policies = _policies(args)
+    for path in (args.csv, args.plot):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+    trace = _trace(args)
+    simulation = Simulation(
+        trace, policies, params, args.seed, exponential=args.service_time == "exponential"
+    )
+    with Progress(trace.duration * len(policies), stream=sys.stderr) as bar:
+        results, burst_at = simulate(simulation, progress=bar.update)
+    _write_outputs(args, trace, results, burst_at)
+    return 0
+
+
+def _params(args: argparse.Namespace) -> ModelParams:
+    rates = dict(HARDWARE[args.hardware])
+    if args.prompt_tokens_per_second is not None:
+        rates["prompt_tokens_per_second"] = args.prompt_tokens_per_second
+    if args.completion_tokens_per_second is not None:
+        rates["completion_tokens_per_second"] = args.completion_tokens_per_second
+    checks = {
+        "--parallel": (args.parallel, 1),
+        "--max-queue": (args.max_queue, 0),
+        "--cold-start": (args.cold_start, 0),
+        "--prompt-tokens-per-second": (rates["prompt_tokens_per_second"], 1e-9),
+        "--completion-tokens-per-second": (rates["completion_tokens_per_second"], 1e-9),
+        "--cpu-hpa-lag": (args.cpu_hpa_lag, 0),
+        "--cpu-target": (args.cpu_target, 1),
+        "--step": (args.step, 1),
+    }
+    for option, (value, lowest) in checks.items():
+        if not value >= lowest:
+            raise UsageError(f"{option} {value:g} is out of range (at least {lowest:g})")
+    return replace(
+        ModelParams(),
+        parallel=args.parallel,
+        max_queue=args.max_queue,
+        cold_start=args.cold_start,
+        **rates,
+    )
+
+
+def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
+    names = args.policy
+    if names is None:
+        names = ["config" if args.config else "queue", "cpu-hpa"]
+    if args.config is not None and "config" not in names:
+        names = [*names, "config"]
+    if len(set(names)) != len(names):
+        raise UsageError(f"a policy is named twice: {', '.join(names)}")
+    try:
+        return tuple(
+            build_policy(
+                name,
+                config_path=args.config,
+                target=args.target,
+                cpu_hpa_lag=args.cpu_hpa_lag,
+                cpu_target=args.cpu_target,
+            )
+            for name in names
+        )
+    except SimulationError as error:
+        raise UsageError(str(error)) from error
+
+
+def _trace(args: argparse.Namespace) -> Trace:
+    sources = [args.scenario is not None, args.trace is not None, args.from_prometheus is not None]
+    if sum(sources) > 1:
+        raise UsageError("give only one of --scenario, --trace and --from-prometheus")
+    try:
+        if args.trace is not None:
+            from scaler.simulate.trace_csv import load_trace_csv
+
+            try:
+                return load_trace_csv(args.trace, seed=args.seed)
+            except TraceError as error:  # a malformed file is bad input: exit 2
+                raise UsageError(str(error)) from error
+        if args.from_prometheus is not None:
+            return _prometheus_trace(args)
+        return build_scenario(args.scenario or DEFAULT_SCENARIO, seed=args.seed)
+    except SimulationError as error:
+        raise UsageError(str(error)) from error
+
+
+def _prometheus_trace(args: argparse.Namespace) -> Trace:
+    from scaler.simulate.trace_prometheus import load_trace_prometheus, parse_time
+
+    if not args.query:
+        raise UsageError("--from-prometheus needs --query (a PromQL rate in requests/s)")
+    now = datetime.now(UTC)
+    start = parse_time(args.start or "now-1h", now=now)
+    end = parse_time(args.end, now=now)
+    if end <= start:
+        raise UsageError(f"--start {args.start} is not before --end {args.end}")
+    return load_trace_prometheus(
+        args.from_prometheus, args.query, start=start, end=end, step=args.step, seed=args.seed
+    )
+
+
+def _write_outputs(
+    args: argparse.Namespace, trace: Trace, results: list[PolicyResult], burst_at: float | None
+) -> None:
+    from scaler.simulate.report import compare, format_table, to_json
+
+    arrivals = trace.arrivals_per_second()
+    if args.csv is not None:
+        from scaler.simulate.timeline_csv import write_timeline_csv
+
+        write_timeline_csv(args.csv, arrivals, results)
+    if args.plot is not None:
+        from scaler.simulate.plot import write_plot
+
+        title = f"{trace.name}: {len(trace.arrivals)} requests over {trace.duration / 60:.0f} min"
+        write_plot(args.plot, arrivals, results, title=title, burst_at=burst_at)
+    if args.json:
+        meta = {
+            "scenario": trace.name,
+            "seed": args.seed,
+            "duration_seconds": trace.duration,
+            "hardware": args.hardware,
+            "parallel": args.parallel,
+            "max_queue": args.max_queue,
+            "cold_start_seconds": args.cold_start,
+            "burst_at_seconds": burst_at,
+        }
+        print(to_json(results, meta=meta))
+        return
+    print(
+        f"{trace.name}: {len(trace.arrivals)} requests over {trace.duration:g} s, seed {args.seed}"
+    )
+    print(format_table(results))
+    line = compare(results)
+    if line:
+        print(line)

@@ -1,0 +1,187 @@
+"""The policies a simulation compares, and how each one sees the model.
+
+Each policy sees its signals through its own pipeline: how often the model's
+counters are scraped, the window of CPU rates, how often it decides, and any extra
+monitoring lag. Decisions come from ``scaler.policy.decide``, the controller's code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+from scaler.config import MetricConfig, ScalerConfig, TargetConfig, load_config
+from scaler.policy import (
+    MISSION_BEHAVIOR,
+    MetricSpec,
+    PolicySpec,
+    SourceType,
+    TargetType,
+)
+from scaler.simulate.types import SimulationError
+
+BUILT_IN = ("queue", "cpu-hpa", "static:N")
+DEFAULT_POLICIES = ("queue", "cpu-hpa")
+
+# Series of the proxy and of cAdvisor that the model can produce.
+QUEUE_SERIES = "ollama_proxy_queue_depth"
+IN_FLIGHT_SERIES = "ollama_proxy_requests_in_flight"
+CPU_SERIES = "container_cpu_usage_seconds_total"
+
+
+class Signal(StrEnum):
+    """What a metric measures in the model."""
+
+    CPU = "cpu"  # per-pod CPU cores, a rate over the pipeline's window
+    QUEUED = "queued"  # requests waiting in the proxies' queues
+    IN_FLIGHT = "in_flight"  # requests being served
+    IN_SYSTEM = "in_system"  # both
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The delays between the model and a decision. Seconds.
+
+    ``scrape_interval``: how often request counts are sampled (the proxies' scrape).
+    ``cpu_scrape_interval``: how often CPU counters are sampled (cAdvisor's scrape).
+    ``cpu_window``: the rate() window CPU usage is averaged over.
+    ``poll_interval``: how often the policy decides (poll or HPA sync).
+    ``lag``: extra delay before a sample becomes visible (a slow monitoring path).
+    """
+
+    scrape_interval: float
+    cpu_scrape_interval: float
+    cpu_window: float
+    poll_interval: float
+    lag: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimPolicy:
+    """A named policy: an engine spec and its signals, or a fixed replica count."""
+
+    name: str
+    pipeline: Pipeline
+    spec: PolicySpec | None = None
+    signals: tuple[tuple[str, Signal], ...] = ()
+    static_replicas: int | None = None
+
+    @property
+    def initial_replicas(self) -> int:
+        if self.spec is None:
+            assert self.static_replicas is not None
+            return self.static_replicas
+        return self.spec.min_replicas
+
+    @property
+    def signal_name(self) -> str:
+        if self.spec is None:
+            return "none"
+        metric = self.spec.metrics[0]
+        return f"{metric.name} ({metric.target_type.value} {metric.target:g})"
+
+
+# metrics-server scrapes kubelets every 15 s (--metric-resolution) over a window of
+# about the same length, and the HPA controller syncs every 15 s.
+CPU_HPA_PIPELINE = Pipeline(
+    scrape_interval=15.0, cpu_scrape_interval=15.0, cpu_window=15.0, poll_interval=15.0
+)
+# The seed's CPU HPA: 2..10 pods, 80 % of requests, the mission's behavior.
+CPU_HPA_SPEC = PolicySpec(
+    min_replicas=2,
+    max_replicas=10,
+    metrics=(MetricSpec("cpu", SourceType.RESOURCE, TargetType.UTILIZATION, 80.0),),
+    behavior=MISSION_BEHAVIOR,
+)
+# Our manifests scrape the proxies every second and cAdvisor every 5 s.
+PROXY_SCRAPE_INTERVAL = 1.0
+CPU_SCRAPE_INTERVAL = 5.0
+DEFAULT_CPU_WINDOW = 30.0
+
+_RANGE = re.compile(r"\[(\d+(?:\.\d+)?)([smh])\]")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def build_policy(
+    name: str,
+    *,
+    config_path: Path | None = None,
+    target: str | None = None,
+    cpu_hpa_lag: float = 0.0,
+    cpu_target: float = 80.0,
+) -> SimPolicy:
+    """Resolve a policy name: ``queue``, ``cpu-hpa``, ``static:N`` or ``config``."""
+    if name == "queue":
+        return _from_config("queue", load_config(), target)
+    if name == "config":
+        if config_path is None:
+            raise SimulationError("policy 'config' needs --config FILE")
+        return _from_config(config_path.stem, load_config(config_path), target)
+    if name == "cpu-hpa":
+        metric = replace(CPU_HPA_SPEC.metrics[0], target=cpu_target)
+        spec = replace(CPU_HPA_SPEC, metrics=(metric,))
+        pipeline = replace(CPU_HPA_PIPELINE, lag=cpu_hpa_lag)
+        return SimPolicy("cpu-hpa", pipeline, spec, (("cpu", Signal.CPU),))
+    if name.startswith("static:"):
+        count = name.removeprefix("static:")
+        if not count.isdigit() or int(count) < 1:
+            raise SimulationError(f"policy {name!r}: N must be a whole number >= 1")
+        return SimPolicy(name, CPU_HPA_PIPELINE, static_replicas=int(count))
+    raise SimulationError(
+        f"unknown policy {name!r}; valid: {', '.join(BUILT_IN)}, or 'config' with --config FILE"
+    )
+
+
+def _from_config(name: str, config: ScalerConfig, key: str | None) -> SimPolicy:
+    target = _pick_target(config, key)
+    spec = target.to_policy()
+    signals = tuple((m.name, _signal(m)) for m in target.metrics)
+    windows = [_window(m.query) for m in target.metrics if m.type is SourceType.RESOURCE]
+    pipeline = Pipeline(
+        scrape_interval=PROXY_SCRAPE_INTERVAL,
+        cpu_scrape_interval=CPU_SCRAPE_INTERVAL,
+        cpu_window=max(windows, default=DEFAULT_CPU_WINDOW),
+        poll_interval=target.poll_interval or config.poll_interval,
+    )
+    return SimPolicy(name, pipeline, spec, signals)
+
+
+def _pick_target(config: ScalerConfig, key: str | None) -> TargetConfig:
+    if key is None:
+        return config.targets[0]
+    for target in config.targets:
+        if target.key == key:
+            return target
+    keys = ", ".join(t.key for t in config.targets)
+    raise SimulationError(f"--target {key!r} is not in the config (targets: {keys})")
+
+
+def _signal(metric: MetricConfig) -> Signal:
+    if metric.type is SourceType.RESOURCE:
+        if metric.resource != "cpu":
+            raise SimulationError(
+                f"metric {metric.name!r}: the simulator models CPU only, not {metric.resource!r}"
+            )
+        return Signal.CPU
+    queued = QUEUE_SERIES in metric.query
+    in_flight = IN_FLIGHT_SERIES in metric.query
+    if queued and in_flight:
+        return Signal.IN_SYSTEM
+    if queued:
+        return Signal.QUEUED
+    if in_flight:
+        return Signal.IN_FLIGHT
+    raise SimulationError(
+        f"metric {metric.name!r}: its query uses series the simulator does not model; "
+        f"it models {QUEUE_SERIES}, {IN_FLIGHT_SERIES} and {CPU_SERIES}"
+    )
+
+
+def _window(query: str) -> float:
+    """The rate() window of a CPU query, e.g. 30 for ``rate(...[30s])``."""
+    match = _RANGE.search(query)
+    if not match:
+        return DEFAULT_CPU_WINDOW
+    return float(match.group(1)) * _UNITS[match.group(2)]

@@ -1,0 +1,109 @@
+"""Data shared by the simulator's parts: the load trace and each policy's result.
+
+Times are seconds from the start of the trace. Per-second series use compact arrays
+(``array``) so a 7-day run at 1 s resolution stays small in memory.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaler.errors import ScalerError
+
+
+class TraceError(ScalerError):
+    """A trace that cannot be read; the message names the file, line and column."""
+
+
+class SimulationError(ScalerError):
+    """A simulation that cannot be set up (bad scenario, policy or option)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """The requests offered to the service.
+
+    ``arrivals``: sorted arrival times in seconds, one per request, all in
+    ``[0, duration)``. ``prompt_tokens``/``completion_tokens``: per request, same length.
+    ``burst_at``: when the crowd arrives, if the trace knows (built-in scenarios do);
+    otherwise the runner detects it from the load.
+    """
+
+    name: str
+    duration: float
+    arrivals: array[float]
+    prompt_tokens: array[int]
+    completion_tokens: array[int]
+    burst_at: float | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.arrivals)
+        if len(self.prompt_tokens) != n or len(self.completion_tokens) != n:
+            raise ValueError("arrivals, prompt_tokens and completion_tokens differ in length")
+
+    def arrivals_per_second(self) -> array[int]:
+        """Requests arriving in each whole second of the trace."""
+        counts = array("i", bytes(4 * int(self.duration)))
+        last = len(counts) - 1
+        for t in self.arrivals:
+            counts[min(int(t), last)] += 1
+        return counts
+
+
+@dataclass(slots=True)
+class Summary:
+    """One policy's figures. Keys of ``as_dict`` are stable (documented in
+    docs/simulate.md); times are seconds."""
+
+    requests: int
+    served: int
+    rejected: int
+    wait_p50: float
+    wait_p95: float
+    wait_p99: float
+    max_queue: int
+    reaction: float | None
+    replica_seconds: float
+    scale_events: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "served": self.served,
+            "rejected": self.rejected,
+            "queue_wait_p50_seconds": self.wait_p50,
+            "queue_wait_p95_seconds": self.wait_p95,
+            "queue_wait_p99_seconds": self.wait_p99,
+            "max_queue": self.max_queue,
+            "reaction_seconds": self.reaction,
+            "replica_seconds": self.replica_seconds,
+            "scale_events": self.scale_events,
+        }
+
+
+@dataclass(slots=True)
+class PolicyTimeline:
+    """Per-second state of one policy's run, sampled at the end of each second.
+
+    ``reasons`` holds indexes into ``reason_names`` (the decision in force).
+    ``signal`` is the value of the policy's first metric as the policy saw it.
+    """
+
+    desired: array[int] = field(default_factory=lambda: array("i"))
+    ready: array[int] = field(default_factory=lambda: array("i"))
+    queue: array[int] = field(default_factory=lambda: array("i"))
+    signal: array[float] = field(default_factory=lambda: array("d"))
+    reasons: array[int] = field(default_factory=lambda: array("b"))
+    reason_names: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PolicyResult:
+    """A policy's name, what its signal is, its figures and its timeline."""
+
+    name: str
+    signal_name: str
+    summary: Summary
+    timeline: PolicyTimeline
