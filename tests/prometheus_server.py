@@ -3,9 +3,12 @@
     with prometheus_server(tmp_path, openmetrics=text) as prom:   # backfilled history
         load_trace_prometheus(prom.url, ...)
 
-    with prometheus_server(tmp_path, scrape_configs=[scrape_job("proxy", f"127.0.0.1:{port}")],
-                           scrape_interval=1.0) as prom:          # scraping an exporter
-        ...
+    job = scrape_job("proxy", f"127.0.0.1:{port}")
+    with prometheus_server(tmp_path, scrape_configs=[job], scrape_interval=0.5) as prom:
+        wait_for(prom, 'up{job="proxy"} == 1')                   # scraping an exporter
+
+Prometheus 2.42 applies new scrape targets every 5 s, so the first scrape comes about
+5 s after start, whatever the interval; ``wait_for`` polls for it.
 
 Needs the ``prometheus`` and ``promtool`` binaries on PATH (Debian/Ubuntu:
 ``apt-get install prometheus``); written against Prometheus 2.42. Backfilled history may
@@ -15,12 +18,14 @@ wall clock, so fixed dates (and so deterministic tests) work.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -168,6 +173,30 @@ def _start(
         time.sleep(_POLL_INTERVAL)
     _stop(process)
     raise TimeoutError(f"Prometheus at {url} not ready after {ready_timeout} s; see {log_file}")
+
+
+def instant_query(server: PrometheusServer, promql: str) -> list[dict[str, Any]]:
+    """``data.result`` of an instant query: one ``{"metric": ..., "value": [t, v]}`` a series."""
+    url = f"{server.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    with _OPENER.open(url, timeout=5.0) as response:
+        body = json.load(response)
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def wait_for(
+    server: PrometheusServer, promql: str, *, timeout: float = READY_TIMEOUT
+) -> list[dict[str, Any]]:
+    """Poll ``promql`` until it returns a series, e.g. ``up{job="proxy"} == 1`` after the
+    first scrape; ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = instant_query(server, promql)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{promql!r} returned nothing for {timeout} s at {server.url}")
+        time.sleep(_POLL_INTERVAL)
 
 
 def _ready(url: str) -> bool:

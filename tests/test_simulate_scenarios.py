@@ -56,10 +56,10 @@ def test_arrivals_are_sorted_inside_the_trace_and_tokens_in_range(name: str) -> 
     assert trace.name == name
     arrivals = list(trace.arrivals)
     assert arrivals == sorted(arrivals)
-    assert 0 <= arrivals[0] and arrivals[-1] < trace.duration
+    assert arrivals[0] >= 0 and arrivals[-1] < trace.duration
     assert len(trace.prompt_tokens) == len(trace.completion_tokens) == len(arrivals)
     for tokens in (trace.prompt_tokens, trace.completion_tokens):
-        assert MIN_TOKENS <= min(tokens) and max(tokens) <= MAX_TOKENS
+        assert min(tokens) >= MIN_TOKENS and max(tokens) <= MAX_TOKENS
 
 
 def test_tokens_are_right_skewed_around_the_chat_medians() -> None:

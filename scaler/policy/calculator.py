@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from scaler.policy.metrics import (
     MetricReading,
@@ -34,8 +34,7 @@ class CalculationError(ValueError):
     """A metric's replica count cannot be computed; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Tolerances:
+class Tolerances(NamedTuple):
     """Per-direction tolerance: no change while ``1 - down <= ratio <= 1 + up``."""
 
     scale_down: float
@@ -45,8 +44,7 @@ class Tolerances:
         return (1.0 - self.scale_down) <= usage_ratio <= (1.0 + self.scale_up)
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(NamedTuple):
     """What every metric calculation sees besides its own reading."""
 
     spec_replicas: int
@@ -58,8 +56,7 @@ class Context:
     initial_readiness_delay: float = DEFAULT_INITIAL_READINESS_DELAY
 
 
-@dataclass(frozen=True, slots=True)
-class Calculated:
+class Calculated(NamedTuple):
     """A metric's replica proposal and its current value in the target's units."""
 
     replicas: int

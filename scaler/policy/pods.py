@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 # kube-controller-manager defaults for the two CPU readiness flags.
 DEFAULT_CPU_INITIALIZATION_PERIOD = 300.0
@@ -54,12 +55,11 @@ class PodSample:
     window: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class PodGroups:
+class PodGroups(NamedTuple):
     ready_count: int
-    unready: frozenset[str] = field(default_factory=frozenset)
-    missing: frozenset[str] = field(default_factory=frozenset)
-    ignored: frozenset[str] = field(default_factory=frozenset)
+    unready: frozenset[str] = frozenset()
+    missing: frozenset[str] = frozenset()
+    ignored: frozenset[str] = frozenset()
 
 
 def group_pods(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from scaler.policy.decision import Reason
 from scaler.policy.history import Recommendation
@@ -16,8 +16,7 @@ _DOWN_MESSAGE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Stabilized:
+class Stabilized(NamedTuple):
     replicas: int
     reason: Reason
     message: str

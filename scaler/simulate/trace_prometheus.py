@@ -88,7 +88,7 @@ def load_trace_prometheus(
         with PrometheusConnect(
             url, disable_ssl=True, retry=Retry(total=0), timeout=QUERY_TIMEOUT
         ) as prometheus:
-            result = prometheus.custom_query_range(query, start, end, f"{step:g}")
+            result = prometheus.custom_query_range(query, start, end, str(step))
     except PrometheusApiClientException as e:
         raise TraceError(f"Prometheus at {url} rejected {where}: {e}") from e
     except (OSError, ValueError, KeyError) as e:
