@@ -2,8 +2,9 @@
 
 Run:  .venv/bin/python -m benchmarks.bench_simulate [--days 7] [--rate 1.0]
 
-Writes a CSV trace (one row per second, about ``--rate`` requests/s with a daily
-swing, short chat answers so ten replicas can keep up), then runs the real command
+Writes a CSV trace (one row per second with the requests counted in it, about
+``--rate`` requests/s with a daily swing, short chat answers so ten replicas can keep
+up), then runs the real command
 ``scaler simulate --trace FILE --json`` with the two default policies (queue and
 cpu-hpa) in a child process, and reports its wall time and peak memory (the largest
 resident set of the command and of its worker processes, each measured separately).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import resource
 import subprocess
 import sys
@@ -24,13 +26,25 @@ from pathlib import Path
 
 
 def write_trace(path: Path, days: float, rate: float) -> int:
+    """A recorded-style trace: requests counted per second (Poisson around a daily
+    swing), with mean token counts per second."""
+    rng = random.Random(42)
     seconds = int(days * 86_400)
     with path.open("w", encoding="utf-8") as out:
-        out.write("time,rate,prompt_tokens,completion_tokens\n")
+        out.write("time,arrivals,prompt_tokens,completion_tokens\n")
         for t in range(seconds):
             daily = 1.0 + 0.8 * math.sin(2 * math.pi * (t % 86_400) / 86_400 - math.pi / 2)
-            out.write(f"{t},{rate * daily:.4f},60,25\n")
+            out.write(f"{t},{_poisson(rng, rate * daily)},60,25\n")
     return seconds
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """Knuth's method: fine for the small means of a per-second count."""
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
 
 
 def main() -> None:

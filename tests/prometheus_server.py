@@ -46,8 +46,18 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def binaries_missing() -> list[str]:
-    """Which of ``prometheus`` and ``promtool`` are not on PATH (for skip messages)."""
+    """Which of ``prometheus`` and ``promtool`` are not on PATH."""
     return [name for name in ("prometheus", "promtool") if shutil.which(name) is None]
+
+
+def require_binaries() -> None:
+    """Fail, never skip, without Prometheus: these tests are what proves the queries."""
+    missing = binaries_missing()
+    if missing:
+        raise RuntimeError(
+            f"not on PATH: {', '.join(missing)}; `bash scripts/test` installs them "
+            "(apt-get install prometheus)"
+        )
 
 
 @dataclass(frozen=True)
@@ -105,10 +115,13 @@ def prometheus_server(
 ) -> Iterator[PrometheusServer]:
     """Start Prometheus in ``workdir`` (config, data, log), yield it once ready, stop it.
 
+    Raises RuntimeError when Prometheus is not installed.
+
     ``openmetrics``: history to backfill before starting (see ``backfill``).
     ``scrape_configs``: Prometheus ``scrape_configs`` entries (``scrape_job`` makes one).
     ``scrape_interval``: the global scrape and rule evaluation interval, seconds.
     """
+    require_binaries()
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     if openmetrics is not None:

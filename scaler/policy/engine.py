@@ -40,6 +40,10 @@ class PolicySpec:
     cpu_initialization_period: float = DEFAULT_CPU_INITIALIZATION_PERIOD
     initial_readiness_delay: float = DEFAULT_INITIAL_READINESS_DELAY
 
+    @property
+    def tolerances(self) -> Tolerances:
+        return Tolerances(self.behavior.scale_down.tolerance, self.behavior.scale_up.tolerance)
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -150,17 +154,16 @@ def _proposals(
         spec_replicas=observation.spec_replicas,
         status_replicas=observation.status_replicas,
         pods=observation.pods,
-        tolerances=Tolerances(
-            scale_down=spec.behavior.scale_down.tolerance,
-            scale_up=spec.behavior.scale_up.tolerance,
-        ),
+        tolerances=spec.tolerances,
         now=now,
         cpu_initialization_period=spec.cpu_initialization_period,
         initial_readiness_delay=spec.initial_readiness_delay,
     )
     proposals = []
     for metric in spec.metrics:
-        reading = observation.readings.get(metric.name, Unavailable("no reading"))
+        reading = observation.readings.get(metric.name)
+        if reading is None:
+            reading = Unavailable("no reading")
         try:
             result = calculate(metric, reading, ctx)
         except CalculationError as error:
@@ -178,10 +181,12 @@ def _proposals(
 
 def _winner(proposals: tuple[MetricProposal, ...]) -> MetricProposal:
     """The largest proposal wins; the first metric wins a tie (upstream's loop order)."""
-    best = next(p for p in proposals if p.replicas is not None)
+    best = None
     for proposal in proposals:
-        if proposal.replicas is not None and proposal.replicas > (best.replicas or 0):
+        replicas = proposal.replicas
+        if replicas is not None and (best is None or replicas > (best.replicas or 0)):
             best = proposal
+    assert best is not None, "called with at least one valid proposal"
     return best
 
 

@@ -44,17 +44,19 @@ def stabilize(
     """
     up_cutoff = now - scale_up_window
     down_cutoff = now - scale_down_window
-    up_limit = min([n for n, at in recommendations if at > up_cutoff], default=desired)
-    up_limit = min(up_limit, desired)
-    down_limit = max([n for n, at in recommendations if at > down_cutoff], default=desired)
-    down_limit = max(down_limit, desired)
+    up_limit = desired
+    down_limit = desired
     # Outside both windows means before the earlier cutoff; upstream reuses the last one.
     outdated_before = min(up_cutoff, down_cutoff)
     old_index = None
-    for index in range(len(recommendations) - 1, -1, -1):
-        if recommendations[index][1] < outdated_before:
+    # One pass, as upstream's loop: this runs on every decision, dozens of records long.
+    for index, (replicas, at) in enumerate(recommendations):
+        if at > up_cutoff and replicas < up_limit:
+            up_limit = replicas
+        if at > down_cutoff and replicas > down_limit:
+            down_limit = replicas
+        if at < outdated_before:
             old_index = index
-            break
 
     replicas = current
     if replicas < up_limit:

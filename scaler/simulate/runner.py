@@ -37,6 +37,7 @@ REASONS = ["-", *(r.value for r in Reason)]
 _REASON_INDEX = {r: i + 1 for i, r in enumerate(Reason)}
 
 Progress = Callable[[float], None]
+_NO_RATES = PodValues({})
 
 
 @dataclass(slots=True)
@@ -78,8 +79,14 @@ class _Run:
         self.cluster = Cluster(params, policy.initial_replicas, seed=seed)
         self.desired = policy.initial_replicas
         self.history = History()
-        self.counts: deque[_CountSample] = deque()
-        self.cpu: deque[_CpuSample] = deque()
+        # Keep just the samples the lag and the rate window can still reach.
+        pipeline = policy.pipeline
+        self.counts: deque[_CountSample] = deque(
+            maxlen=int(pipeline.lag / pipeline.scrape_interval) + 3
+        )
+        self.cpu: deque[_CpuSample] = deque(
+            maxlen=int((pipeline.lag + pipeline.cpu_window) / pipeline.cpu_scrape_interval) + 3
+        )
         self.needs_cpu = any(s is Signal.CPU for _, s in policy.signals)
         self.needs_per_pod = policy.spec is not None and any(
             m.source.value == "Pods" for m in policy.spec.metrics
@@ -91,8 +98,8 @@ class _Run:
         self.scale_events = 0
         self._pods: tuple[Pod, ...] = ()
         self._pods_version = -1
-        self._rates: dict[str, PodSample] = {}
-        self._rates_key: tuple[float, float] = (math.nan, math.nan)
+        self._rates = _NO_RATES
+        self._rates_last: _CpuSample | None = None
 
     # -- the pipeline ---------------------------------------------------------------
     def scrape_counts(self, now: float) -> None:
@@ -101,17 +108,10 @@ class _Run:
         if self.needs_per_pod:
             per_pod = {r.name: r.active + len(r.queue) for r in cluster.replicas}
         self.counts.append(_CountSample(now, cluster.queued, cluster.in_flight, per_pod))
-        keep = self.policy.pipeline.lag + self.policy.pipeline.scrape_interval
-        while len(self.counts) > 2 and self.counts[1].at <= now - keep:
-            self.counts.popleft()
 
     def scrape_cpu(self, now: float) -> None:
         seconds = {r.name: r.cpu_seconds(now, self.params) for r in self.cluster.replicas}
         self.cpu.append(_CpuSample(now, seconds))
-        pipeline = self.policy.pipeline
-        keep = pipeline.lag + pipeline.cpu_window + pipeline.cpu_scrape_interval
-        while len(self.cpu) > 2 and self.cpu[1].at <= now - keep:
-            self.cpu.popleft()
 
     def _visible_counts(self, seen: float) -> _CountSample | None:
         for sample in reversed(self.counts):
@@ -119,31 +119,36 @@ class _Run:
                 return sample
         return None
 
-    def _cpu_rates(self, seen: float) -> dict[str, PodSample]:
-        window = self.policy.pipeline.cpu_window
-        last = first = None
+    def _cpu_rates(self, seen: float) -> PodValues:
+        """Per-pod CPU cores over the window, as ``rate()`` gives them; reused until a
+        new CPU sample comes into view."""
+        last = None
         for sample in reversed(self.cpu):
-            if sample.at > seen:
-                continue
-            if last is None:
+            if sample.at <= seen:
                 last = sample
-            if sample.at >= last.at - window:
-                first = sample
-            else:
                 break
-        if last is None or first is None or first is last:
-            return {}
-        if self._rates_key == (first.at, last.at):
-            return self._rates
+        if last is None:
+            return _NO_RATES
+        if last is self._rates_last:
+            return self._rates  # rates depend only on the newest visible sample
+        first = last
+        for sample in reversed(self.cpu):
+            if sample.at < last.at - self.policy.pipeline.cpu_window:
+                break
+            if sample.at <= last.at:
+                first = sample
+        self._rates_last = last
+        if first is last:
+            self._rates = _NO_RATES
+            return _NO_RATES
         span = last.at - first.at
         rates = {}
         for name, used in last.cpu_seconds.items():
             before = first.cpu_seconds.get(name)
             if before is not None:
                 rates[name] = PodSample((used - before) / span, last.at, span)
-        self._rates_key = (first.at, last.at)
-        self._rates = rates
-        return rates
+        self._rates = PodValues(rates)
+        return self._rates
 
     def readings(self, now: float) -> dict[str, MetricReading]:
         seen = now - self.policy.pipeline.lag
@@ -151,17 +156,18 @@ class _Run:
         readings: dict[str, MetricReading] = {}
         for name, signal in self.policy.signals:
             if signal is Signal.CPU:
-                readings[name] = PodValues(self._cpu_rates(seen))
+                readings[name] = self._cpu_rates(seen)
             elif counts is not None and counts.per_pod is not None and self.needs_per_pod:
                 readings[name] = PodValues(
                     {pod: PodSample(float(v), counts.at) for pod, v in counts.per_pod.items()}
                 )
             elif counts is not None:
-                value = {
-                    Signal.QUEUED: counts.queued,
-                    Signal.IN_FLIGHT: counts.in_flight,
-                    Signal.IN_SYSTEM: counts.queued + counts.in_flight,
-                }[signal]
+                if signal is Signal.IN_SYSTEM:
+                    value = counts.queued + counts.in_flight
+                elif signal is Signal.QUEUED:
+                    value = counts.queued
+                else:
+                    value = counts.in_flight
                 readings[name] = TotalValue(float(value))
         return readings
 
@@ -238,11 +244,13 @@ class _Run:
         at = [1.0, 0.0, 0.0 if self.needs_cpu else math.inf, 0.0]
         next_arrival = arrivals[0] if count else math.inf
         while True:
-            kind = 0
-            timer = at[0]
-            for candidate in (1, 2, 3):
-                if at[candidate] < timer:
-                    kind, timer = candidate, at[candidate]
+            kind, timer = 0, at[0]
+            if at[1] < timer:
+                kind, timer = 1, at[1]
+            if at[2] < timer:
+                kind, timer = 2, at[2]
+            if at[3] < timer:
+                kind, timer = 3, at[3]
             if timer > duration:
                 break
             while True:
