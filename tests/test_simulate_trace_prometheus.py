@@ -221,3 +221,41 @@ def test_the_helper_scrapes_exporters_and_stops_cleanly(tmp_path: Path) -> None:
         exporter.shutdown()
         exporter.server_close()
         thread.join()
+
+
+def test_scaler_simulate_replays_prometheus_history(
+    prometheus: PrometheusServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scaler.cli import main
+
+    argv = [
+        "simulate",
+        "--from-prometheus",
+        prometheus.url,
+        "--query",
+        "test_request_rate",
+        "--start",
+        T0.isoformat(),
+        "--end",
+        (T0 + 60 * MINUTE).isoformat(),
+        "--step",
+        "60",
+        "--seed",
+        "3",
+        "--hardware",
+        "gpu",
+        "--json",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    import json
+
+    figures = json.loads(out)
+    expected = load_trace_prometheus(
+        prometheus.url, "test_request_rate", start=T0, end=T0 + 60 * MINUTE, step=60, seed=3
+    )
+    assert figures["duration_seconds"] == expected.duration == 3660.0
+    assert figures["policies"]["queue"]["requests"] == len(expected.arrivals)
+    # On a GPU two replicas carry the 0.1/s base; the 1/s burst from 8:20 (1200 s)
+    # outgrows them: the first 60 s window averaging above that starts within a minute.
+    assert 1140.0 <= figures["burst_at_seconds"] <= 1200.0

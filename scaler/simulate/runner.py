@@ -312,8 +312,8 @@ def _percentile(ordered: list[float], q: float) -> float:
 def detect_burst(trace: Trace, capacity_per_second: float) -> float | None:
     """When the offered load first exceeds ``capacity_per_second`` requests/s.
 
-    Uses the trace's own ``burst_at`` when it has one; otherwise a 60 s moving
-    average of arrivals.
+    Uses the trace's own ``burst_at`` when it has one; otherwise the start of the
+    first 60 s window whose average arrival rate exceeds the capacity.
     """
     if trace.burst_at is not None:
         return trace.burst_at
