@@ -1,217 +1,121 @@
-"""The configuration file: scaling targets with HPA-syntax metrics and behavior.
+"""The configuration file ``scaler run`` and ``scaler simulate --config`` read.
 
-Keys are camelCase as in an HPA manifest, and the ``behavior`` block is accepted
-verbatim from ``autoscaling/v2``. Every field says its unit. Unknown keys are errors,
-so a typo never silently falls back to a default.
+Top level: where Prometheus is, how often to poll, active or shadow mode, the
+fallback, leader election, and the targets (``config_models``). Keys are camelCase
+as in Kubernetes manifests. Unknown keys are errors, so a typo never silently falls
+back to a default; every error names the key and the value.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from scaler.errors import ConfigError
-from scaler.policy import (
-    DEFAULT_SCALE_DOWN,
-    DEFAULT_SCALE_UP,
-    Behavior,
-    MetricSpec,
-    PolicySpec,
-    PolicyType,
-    ScalingPolicy,
-    ScalingRules,
-    SelectPolicy,
-    SourceType,
-    TargetType,
+from scaler.config_models import (
+    BehaviorConfig,
+    MetricConfig,
+    PolicyConfig,
+    RulesConfig,
+    StrictModel,
+    TargetConfig,
+    TargetValueConfig,
 )
-from scaler.policy.metrics import ALLOWED_TARGETS
-from scaler.quantity import parse_quantity
+from scaler.errors import ConfigError
 
-Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "FallbackConfig",
+    "LeaderElectionConfig",
+    "MetricConfig",
+    "Mode",
+    "ScalerConfig",
+    "TargetConfig",
+    "load_config",
+    "parse_config",
+    "read_yaml",
+]
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
+class Mode(StrEnum):
+    """``active`` patches Deployments; ``shadow`` decides, logs and exports only."""
+
+    ACTIVE = "active"
+    SHADOW = "shadow"
 
 
-class PolicyConfig(_Model):
-    """``HPAScalingPolicy``: at most ``value`` pods or percent per ``periodSeconds``."""
+class FallbackConfig(StrictModel):
+    """Replicas to hold after ``failureThreshold`` polls in a row without any metric.
 
-    type: PolicyType
-    value: int = Field(gt=0)
-    period_seconds: int = Field(gt=0, le=1800, description="seconds, 1..1800 as in the HPA")
-
-
-class RulesConfig(_Model):
-    """``HPAScalingRules``; every omitted field takes the HPA's default."""
-
-    stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
-    select_policy: SelectPolicy | None = None
-    policies: list[PolicyConfig] | None = Field(default=None, min_length=1)
-    tolerance: Quantity | None = Field(default=None, ge=0)
-
-    def merged_with(self, default: ScalingRules) -> ScalingRules:
-        """``copyHPAScalingRules``: the fields given here override the defaults."""
-        policies = default.policies
-        if self.policies is not None:
-            policies = tuple(
-                ScalingPolicy(p.type, p.value, p.period_seconds) for p in self.policies
-            )
-        return ScalingRules(
-            stabilization_window_seconds=(
-                default.stabilization_window_seconds
-                if self.stabilization_window_seconds is None
-                else self.stabilization_window_seconds
-            ),
-            select_policy=self.select_policy or default.select_policy,
-            policies=policies,
-            tolerance=default.tolerance if self.tolerance is None else self.tolerance,
-        )
-
-
-class BehaviorConfig(_Model):
-    """``HorizontalPodAutoscalerBehavior``, verbatim."""
-
-    scale_up: RulesConfig | None = None
-    scale_down: RulesConfig | None = None
-
-    def to_behavior(self) -> Behavior:
-        up = (self.scale_up or RulesConfig()).merged_with(DEFAULT_SCALE_UP)
-        down = (self.scale_down or RulesConfig()).merged_with(DEFAULT_SCALE_DOWN)
-        return Behavior(scale_up=up, scale_down=down)
-
-
-class TargetValueConfig(_Model):
-    """``MetricTarget``: ``type`` and the one matching field."""
-
-    type: TargetType
-    value: Quantity | None = Field(default=None, gt=0)
-    average_value: Quantity | None = Field(default=None, gt=0)
-    average_utilization: int | None = Field(default=None, gt=0, description="percent")
-
-    @model_validator(mode="after")
-    def _one_matching_field(self) -> TargetValueConfig:
-        field = _TARGET_FIELDS[self.type]
-        given = [name for name in _TARGET_FIELDS.values() if getattr(self, name) is not None]
-        if given != [field]:
-            raise ValueError(
-                f"type {self.type.value} needs exactly the field {to_camel(field)!r}"
-                f" (given: {', '.join(to_camel(g) for g in given) or 'none'})"
-            )
-        return self
-
-    @property
-    def number(self) -> float:
-        value = getattr(self, _TARGET_FIELDS[self.type])
-        assert isinstance(value, int | float)
-        return float(value)
-
-
-_TARGET_FIELDS = {
-    TargetType.VALUE: "value",
-    TargetType.AVERAGE_VALUE: "average_value",
-    TargetType.UTILIZATION: "average_utilization",
-}
-
-
-class MetricConfig(_Model):
-    """One metric: a PromQL query and the target it is held to.
-
-    ``type``: External (the query's series are summed into one number), Pods (one
-    series per pod, by its ``pod`` label) or Resource (per-pod usage compared with the
-    pods' requests of ``resource``).
+    A floor, never a cut: with more replicas running, the controller keeps them.
     """
 
-    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=63)
-    type: SourceType = SourceType.EXTERNAL
-    query: str = Field(min_length=1, description="PromQL, evaluated each poll")
-    target: TargetValueConfig
-    resource: str = "cpu"
+    replicas: int = Field(ge=1)
+    failure_threshold: int = Field(default=3, ge=1, description="consecutive failed polls")
+
+
+class LeaderElectionConfig(StrictModel):
+    """A ``coordination.k8s.io`` Lease so that only one replica of scaler acts."""
+
+    enabled: bool = True
+    lease_name: str = Field(default="scaler", min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, description="default: scaler's own")
+    lease_duration_seconds: float = Field(default=10.0, gt=0, le=60)
+    retry_period_seconds: float = Field(default=2.0, gt=0, le=30)
 
     @model_validator(mode="after")
-    def _target_allowed_for_source(self) -> MetricConfig:
-        allowed = ALLOWED_TARGETS[self.type]
-        if self.target.type not in allowed:
+    def _retry_within_lease(self) -> LeaderElectionConfig:
+        if self.retry_period_seconds >= self.lease_duration_seconds:
             raise ValueError(
-                f"target type {self.target.type.value!r} is not allowed for a {self.type.value}"
-                f" metric (allowed: {', '.join(t.value for t in allowed)})"
+                f"retryPeriodSeconds {self.retry_period_seconds:g} must be shorter than "
+                f"leaseDurationSeconds {self.lease_duration_seconds:g}"
             )
         return self
 
-    def to_spec(self) -> MetricSpec:
-        return MetricSpec(
-            name=self.name,
-            source=self.type,
-            target_type=self.target.type,
-            target=self.target.number,
-            resource=self.resource,
-        )
 
+class ScalerConfig(StrictModel):
+    """The whole file. Seconds for every duration."""
 
-class TargetConfig(_Model):
-    """One scaled Deployment and its policy."""
-
-    namespace: str = Field(min_length=1, max_length=63)
-    deployment: str = Field(min_length=1, max_length=253)
-    min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(ge=1)
-    metrics: list[MetricConfig] = Field(min_length=1)
-    behavior: BehaviorConfig = BehaviorConfig()
-    poll_interval: float | None = Field(
-        default=None, ge=0.5, description="seconds; default: the file's pollInterval"
+    prometheus_url: str = Field(
+        default="http://prometheus:9090", pattern=r"^https?://[^\s/]+(/\S*)?$"
     )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TargetConfig:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas {self.min_replicas} is greater than maxReplicas {self.max_replicas}"
-            )
-        names = [m.name for m in self.metrics]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"metric names must be unique: {', '.join(duplicates)}")
-        return self
+    poll_interval: float = Field(default=2.0, ge=0.5, description="seconds between polls")
+    query_timeout: float | None = Field(
+        default=None, gt=0, description="seconds; default 80 % of pollInterval"
+    )
+    staleness: float = Field(default=10.0, gt=0, description="seconds a sample stays usable")
+    mode: Mode = Mode.ACTIVE
+    fallback: FallbackConfig | None = None
+    leader_election: LeaderElectionConfig = LeaderElectionConfig()
+    metrics_port: int = Field(default=8080, ge=0, le=65535, description="/metrics, /healthz")
+    metrics_host: str = "0.0.0.0"
+    targets: list[TargetConfig] = Field(min_length=1)
 
     @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.deployment}"
+    def timeout(self) -> float:
+        """The query timeout in force: always below the shortest poll interval."""
+        return self.query_timeout or 0.8 * self.shortest_poll_interval
 
-    def to_policy(self) -> PolicySpec:
-        return PolicySpec(
-            min_replicas=self.min_replicas,
-            max_replicas=self.max_replicas,
-            metrics=tuple(m.to_spec() for m in self.metrics),
-            behavior=self.behavior.to_behavior(),
-        )
+    @property
+    def shortest_poll_interval(self) -> float:
+        return min(t.poll_interval or self.poll_interval for t in self.targets)
 
-
-class ScalerConfig(_Model):
-    """The whole file: targets and the default poll interval (seconds)."""
-
-    poll_interval: float = Field(default=2.0, ge=0.5, description="seconds between polls")
-    targets: list[TargetConfig] = Field(min_length=1)
+    @model_validator(mode="after")
+    def _timeout_below_poll(self) -> ScalerConfig:
+        if self.query_timeout is not None and self.query_timeout >= self.shortest_poll_interval:
+            raise ValueError(
+                f"queryTimeout {self.query_timeout:g} must be shorter than the poll interval "
+                f"{self.shortest_poll_interval:g}"
+            )
+        return self
 
     @field_validator("targets")
     @classmethod
@@ -234,6 +138,11 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Scale
 def load_config(path: Path | str | None = None) -> ScalerConfig:
     """Load a YAML file, or the built-in default (the mission's Ollama target)."""
     path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    return parse_config(read_yaml(path), source=str(path))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping; ConfigError naming the file otherwise."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -243,7 +152,7 @@ def load_config(path: Path | str | None = None) -> ScalerConfig:
     if not isinstance(data, dict):
         got = type(data).__name__
         raise ConfigError([f"the file must hold a mapping, not {got}"], source=str(path))
-    return parse_config(data, source=str(path))
+    return data
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -288,6 +197,8 @@ _KNOWN_KEYS = {
         TargetValueConfig,
         MetricConfig,
         TargetConfig,
+        FallbackConfig,
+        LeaderElectionConfig,
         ScalerConfig,
     )
     for name in model.model_fields

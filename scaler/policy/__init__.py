@@ -16,7 +16,7 @@ from scaler.policy.behavior import (
     SelectPolicy,
 )
 from scaler.policy.decision import Decision, MetricProposal, Reason
-from scaler.policy.engine import Observation, PolicySpec, decide, record_scale
+from scaler.policy.engine import Observation, PolicySpec, decide, record_scale, remember
 from scaler.policy.history import History, Recommendation, ScaleEvent
 from scaler.policy.metrics import (
     MetricReading,
@@ -59,4 +59,5 @@ __all__ = [
     "Unavailable",
     "decide",
     "record_scale",
+    "remember",
 ]

@@ -26,6 +26,11 @@ class Reason(StrEnum):
     SCALING_DISABLED = "ScalingDisabled"
     METRICS_UNAVAILABLE = "MetricsUnavailable"
     METRICS_INCOMPLETE = "MetricsIncomplete"
+    # Set by the controller around the engine, never by the HPA's rules themselves:
+    FALLBACK = "Fallback"  # metrics missing for too long: hold at least the fallback
+    PAUSED = "Paused"  # a person paused scaling with an annotation
+    PINNED = "Pinned"  # a person pinned the replica count with an annotation
+    HPA_CONFLICT = "HPAConflict"  # an HPA already scales this Deployment
 
 
 @dataclass(frozen=True, slots=True)

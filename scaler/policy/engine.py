@@ -124,6 +124,24 @@ def decide(
     return decision, history
 
 
+def remember(history: History, behavior: Behavior, replicas: int, now: float) -> History:
+    """Store ``replicas`` as the recommendation made at ``now``, as the stabilization
+    step stores each unstabilized recommendation (overwriting an outdated one).
+
+    For decisions made around the rules, such as the controller's fallback: once the
+    metrics return, the scale-down window still remembers that count.
+    """
+    stored = stabilize(
+        history.recommendations or (),
+        desired=replicas,
+        current=replicas,
+        scale_up_window=behavior.scale_up.stabilization_window_seconds,
+        scale_down_window=behavior.scale_down.stabilization_window_seconds,
+        now=now,
+    ).recommendations
+    return History(stored, history.scale_up_events, history.scale_down_events)
+
+
 def record_scale(
     history: History, behavior: Behavior, previous: int, new: int, now: float
 ) -> History:

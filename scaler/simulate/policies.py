@@ -7,7 +7,6 @@ monitoring lag. Decisions come from ``scaler.policy.decide``, the controller's c
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -100,9 +99,6 @@ PROXY_SCRAPE_INTERVAL = 1.0
 CPU_SCRAPE_INTERVAL = 5.0
 DEFAULT_CPU_WINDOW = 30.0
 
-_RANGE = re.compile(r"\[(\d+(?:\.\d+)?)([smh])\]")
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
 
 def build_policy(
     name: str,
@@ -138,7 +134,9 @@ def _from_config(name: str, config: ScalerConfig, key: str | None) -> SimPolicy:
     target = _pick_target(config, key)
     spec = target.to_policy()
     signals = tuple((m.name, _signal(m)) for m in target.metrics)
-    windows = [_window(m.query) for m in target.metrics if m.type is SourceType.RESOURCE]
+    windows = [
+        m.rate_window or DEFAULT_CPU_WINDOW for m in target.metrics if m.type is SourceType.RESOURCE
+    ]
     pipeline = Pipeline(
         scrape_interval=PROXY_SCRAPE_INTERVAL,
         cpu_scrape_interval=CPU_SCRAPE_INTERVAL,
@@ -177,11 +175,3 @@ def _signal(metric: MetricConfig) -> Signal:
         f"metric {metric.name!r}: its query uses series the simulator does not model; "
         f"it models {QUEUE_SERIES}, {IN_FLIGHT_SERIES} and {CPU_SERIES}"
     )
-
-
-def _window(query: str) -> float:
-    """The rate() window of a CPU query, e.g. 30 for ``rate(...[30s])``."""
-    match = _RANGE.search(query)
-    if not match:
-        return DEFAULT_CPU_WINDOW
-    return float(match.group(1)) * _UNITS[match.group(2)]

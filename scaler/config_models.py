@@ -1,0 +1,212 @@
+"""Scaling targets in HPA syntax: metrics with PromQL queries, and the behavior block.
+
+Keys are camelCase as in an HPA manifest, and the ``behavior`` block is accepted
+verbatim from ``autoscaling/v2``. Every field says its unit. Unknown keys are errors,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from scaler.policy import (
+    DEFAULT_SCALE_DOWN,
+    DEFAULT_SCALE_UP,
+    Behavior,
+    MetricSpec,
+    PolicySpec,
+    PolicyType,
+    ScalingPolicy,
+    ScalingRules,
+    SelectPolicy,
+    SourceType,
+    TargetType,
+)
+from scaler.policy.metrics import ALLOWED_TARGETS
+from scaler.quantity import parse_quantity
+
+Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+_RANGE = re.compile(r"\[(\d+(?:\.\d+)?)(ms|s|m|h)\]")
+_RANGE_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class StrictModel(BaseModel):
+    """camelCase keys, unknown keys rejected, values frozen."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class PolicyConfig(StrictModel):
+    """``HPAScalingPolicy``: at most ``value`` pods or percent per ``periodSeconds``."""
+
+    type: PolicyType
+    value: int = Field(gt=0)
+    period_seconds: int = Field(gt=0, le=1800, description="seconds, 1..1800 as in the HPA")
+
+
+class RulesConfig(StrictModel):
+    """``HPAScalingRules``; every omitted field takes the HPA's default."""
+
+    stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
+    select_policy: SelectPolicy | None = None
+    policies: list[PolicyConfig] | None = Field(default=None, min_length=1)
+    tolerance: Quantity | None = Field(default=None, ge=0)
+
+    def merged_with(self, default: ScalingRules) -> ScalingRules:
+        """``copyHPAScalingRules``: the fields given here override the defaults."""
+        policies = default.policies
+        if self.policies is not None:
+            policies = tuple(
+                ScalingPolicy(p.type, p.value, p.period_seconds) for p in self.policies
+            )
+        return ScalingRules(
+            stabilization_window_seconds=(
+                default.stabilization_window_seconds
+                if self.stabilization_window_seconds is None
+                else self.stabilization_window_seconds
+            ),
+            select_policy=self.select_policy or default.select_policy,
+            policies=policies,
+            tolerance=default.tolerance if self.tolerance is None else self.tolerance,
+        )
+
+
+class BehaviorConfig(StrictModel):
+    """``HorizontalPodAutoscalerBehavior``, verbatim."""
+
+    scale_up: RulesConfig | None = None
+    scale_down: RulesConfig | None = None
+
+    def to_behavior(self) -> Behavior:
+        up = (self.scale_up or RulesConfig()).merged_with(DEFAULT_SCALE_UP)
+        down = (self.scale_down or RulesConfig()).merged_with(DEFAULT_SCALE_DOWN)
+        return Behavior(scale_up=up, scale_down=down)
+
+
+class TargetValueConfig(StrictModel):
+    """``MetricTarget``: ``type`` and the one matching field."""
+
+    type: TargetType
+    value: Quantity | None = Field(default=None, gt=0)
+    average_value: Quantity | None = Field(default=None, gt=0)
+    average_utilization: int | None = Field(default=None, gt=0, description="percent")
+
+    @model_validator(mode="after")
+    def _one_matching_field(self) -> TargetValueConfig:
+        field = _TARGET_FIELDS[self.type]
+        given = [name for name in _TARGET_FIELDS.values() if getattr(self, name) is not None]
+        if given != [field]:
+            raise ValueError(
+                f"type {self.type.value} needs exactly the field {to_camel(field)!r}"
+                f" (given: {', '.join(to_camel(g) for g in given) or 'none'})"
+            )
+        return self
+
+    @property
+    def number(self) -> float:
+        value = getattr(self, _TARGET_FIELDS[self.type])
+        assert isinstance(value, int | float)
+        return float(value)
+
+
+_TARGET_FIELDS = {
+    TargetType.VALUE: "value",
+    TargetType.AVERAGE_VALUE: "average_value",
+    TargetType.UTILIZATION: "average_utilization",
+}
+
+
+class MetricConfig(StrictModel):
+    """One metric: a PromQL query and the target it is held to.
+
+    ``type``: External (the query's series are summed into one number), Pods (one
+    series per pod, by its ``pod`` label) or Resource (per-pod usage compared with the
+    pods' requests of ``resource``).
+    """
+
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=63)
+    type: SourceType = SourceType.EXTERNAL
+    query: str = Field(min_length=1, description="PromQL, evaluated each poll")
+    target: TargetValueConfig
+    resource: str = "cpu"
+
+    @model_validator(mode="after")
+    def _target_allowed_for_source(self) -> MetricConfig:
+        allowed = ALLOWED_TARGETS[self.type]
+        if self.target.type not in allowed:
+            raise ValueError(
+                f"target type {self.target.type.value!r} is not allowed for a {self.type.value}"
+                f" metric (allowed: {', '.join(t.value for t in allowed)})"
+            )
+        return self
+
+    @property
+    def rate_window(self) -> float | None:
+        """The ``rate()`` range in the query, seconds (e.g. 30 for ``[30s]``), if any.
+
+        A per-pod rate averages over this window, which decides when a starting pod's
+        CPU sample counts (the HPA's metric window).
+        """
+        match = _RANGE.search(self.query)
+        if match is None:
+            return None
+        return float(match.group(1)) * _RANGE_UNITS[match.group(2)]
+
+    def to_spec(self) -> MetricSpec:
+        return MetricSpec(
+            name=self.name,
+            source=self.type,
+            target_type=self.target.type,
+            target=self.target.number,
+            resource=self.resource,
+        )
+
+
+class TargetConfig(StrictModel):
+    """One scaled Deployment and its policy."""
+
+    namespace: str = Field(min_length=1, max_length=63)
+    deployment: str = Field(min_length=1, max_length=253)
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(ge=1)
+    metrics: list[MetricConfig] = Field(min_length=1)
+    behavior: BehaviorConfig = BehaviorConfig()
+    poll_interval: float | None = Field(
+        default=None, ge=0.5, description="seconds; default: the file's pollInterval"
+    )
+    container: str | None = Field(
+        default=None, description="count only this container's CPU request (Utilization)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TargetConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas {self.min_replicas} is greater than maxReplicas {self.max_replicas}"
+            )
+        names = [m.name for m in self.metrics]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.deployment}"
+
+    def to_policy(self) -> PolicySpec:
+        return PolicySpec(
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            metrics=tuple(m.to_spec() for m in self.metrics),
+            behavior=self.behavior.to_behavior(),
+        )

@@ -1,0 +1,150 @@
+"""The controller's own metrics, on a registry passed in (a fresh one per test).
+
+Names follow Prometheus conventions: one ``scaler_`` prefix, base units, ``_total``
+on counters, labels from bounded sets only (targets from the config, metric names
+from the config, reasons and failure kinds from closed enums).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from scaler.config import ScalerConfig
+from scaler.policy import Reason
+from scaler.sources.base import FAILURE_KINDS
+
+TARGET = ("namespace", "deployment")
+KUBE_OPERATIONS = ("observe", "scale", "event", "lease")
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerMetrics:
+    desired_replicas: Gauge
+    current_replicas: Gauge
+    min_replicas: Gauge
+    max_replicas: Gauge
+    pods: Gauge
+    recommended_replicas: Gauge
+    metric_value: Gauge
+    metric_target: Gauge
+    metric_replicas: Gauge
+    decisions: Counter
+    decision_reason: Gauge
+    scale_operations: Counter
+    metric_errors: Counter
+    kube_errors: Counter
+    poll_duration: Histogram
+    last_good_poll: Gauge
+    consecutive_failures: Gauge
+    hpa_conflict: Gauge
+    leader: Gauge
+    shadow_mode: Gauge
+
+
+def build_metrics(registry: CollectorRegistry, config: ScalerConfig) -> ControllerMetrics:
+    """Create every metric on ``registry`` and pre-create the known label sets."""
+
+    def gauge(name: str, doc: str, labels: tuple[str, ...] = TARGET) -> Gauge:
+        return Gauge(name, doc, labels, registry=registry)
+
+    metrics = ControllerMetrics(
+        desired_replicas=gauge("scaler_desired_replicas", "Replicas the last decision chose."),
+        current_replicas=gauge(
+            "scaler_current_replicas", "spec.replicas of the Deployment when last observed."
+        ),
+        min_replicas=gauge("scaler_min_replicas", "The target's minReplicas."),
+        max_replicas=gauge("scaler_max_replicas", "The target's maxReplicas."),
+        pods=gauge("scaler_pods", "Pods of the Deployment by state.", (*TARGET, "state")),
+        recommended_replicas=gauge(
+            "scaler_recommended_replicas",
+            "What the metrics asked for, before stabilization and rate limits.",
+        ),
+        metric_value=gauge(
+            "scaler_metric_value",
+            "Each metric's current value in its target's units.",
+            (*TARGET, "metric"),
+        ),
+        metric_target=gauge(
+            "scaler_metric_target", "Each metric's target value.", (*TARGET, "metric")
+        ),
+        metric_replicas=gauge(
+            "scaler_metric_recommended_replicas",
+            "Replicas each metric proposed.",
+            (*TARGET, "metric"),
+        ),
+        decisions=Counter(
+            "scaler_decisions_total", "Decisions by reason.", (*TARGET, "reason"), registry=registry
+        ),
+        decision_reason=gauge(
+            "scaler_decision_reason", "1 for the reason of the last decision.", (*TARGET, "reason")
+        ),
+        scale_operations=Counter(
+            "scaler_scale_operations_total",
+            "Patches of the scale subresource by direction and result.",
+            (*TARGET, "direction", "result"),
+            registry=registry,
+        ),
+        metric_errors=Counter(
+            "scaler_metric_errors_total",
+            "Failed metric reads by kind.",
+            (*TARGET, "metric", "kind"),
+            registry=registry,
+        ),
+        kube_errors=Counter(
+            "scaler_kubernetes_errors_total",
+            "Failed Kubernetes API operations.",
+            ("operation",),
+            registry=registry,
+        ),
+        poll_duration=Histogram(
+            "scaler_poll_duration_seconds",
+            "Time to read every due target's metrics and state and act on them.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=registry,
+        ),
+        last_good_poll=gauge(
+            "scaler_last_good_poll_timestamp_seconds",
+            "Unix time of the last poll where at least one metric was read.",
+        ),
+        consecutive_failures=gauge(
+            "scaler_consecutive_failed_polls", "Polls in a row without any metric."
+        ),
+        hpa_conflict=gauge(
+            "scaler_hpa_conflict", "1 while an HPA targets the Deployment and scaler stands by."
+        ),
+        leader=Gauge("scaler_leader", "1 while this replica holds the lease.", registry=registry),
+        shadow_mode=Gauge(
+            "scaler_shadow_mode",
+            "1 when decisions are only logged and exported.",
+            registry=registry,
+        ),
+    )
+    _precreate(metrics, config)
+    return metrics
+
+
+def _precreate(metrics: ControllerMetrics, config: ScalerConfig) -> None:
+    """Series exist from the start, so rate() and absent() behave (labels.md)."""
+    metrics.shadow_mode.set(1 if config.mode.value == "shadow" else 0)
+    for operation in KUBE_OPERATIONS:
+        metrics.kube_errors.labels(operation)
+    for target in config.targets:
+        key = (target.namespace, target.deployment)
+        metrics.min_replicas.labels(*key).set(target.min_replicas)
+        metrics.max_replicas.labels(*key).set(target.max_replicas)
+        metrics.hpa_conflict.labels(*key).set(0)
+        metrics.consecutive_failures.labels(*key).set(0)
+        for state in ("ready", "starting"):
+            metrics.pods.labels(*key, state)
+        for reason in Reason:
+            metrics.decisions.labels(*key, reason.value)
+            metrics.decision_reason.labels(*key, reason.value).set(0)
+        for direction in ("up", "down"):
+            for result in ("success", "error"):
+                metrics.scale_operations.labels(*key, direction, result)
+        for metric in target.metrics:
+            metrics.metric_target.labels(*key, metric.name).set(metric.target.number)
+            for kind in FAILURE_KINDS:
+                metrics.metric_errors.labels(*key, metric.name, kind)

@@ -1,0 +1,244 @@
+"""One target's reconcile: read, decide, act, export, log. Called once per poll.
+
+Every failure below is caught here, counted, logged once and turned into a safe
+decision (hold), so one target's trouble never stops the loop or the other targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from scaler.config import MetricConfig, Mode, ScalerConfig, TargetConfig
+from scaler.controller.metrics import ControllerMetrics
+from scaler.controller.overrides import hpa_conflict, manual_control, with_fallback
+from scaler.kube.base import Actuator, KubeError, Workload
+from scaler.logs import FIELDS
+from scaler.policy import (
+    Decision,
+    History,
+    MetricReading,
+    Observation,
+    PodSample,
+    PodValues,
+    PolicySpec,
+    Reason,
+    SourceType,
+    TotalValue,
+    Unavailable,
+    decide,
+    record_scale,
+    remember,
+)
+from scaler.sources.base import MetricSource, MetricUnavailable
+
+log = logging.getLogger("scaler.controller")
+
+
+@dataclass(slots=True)
+class TargetState:
+    """What one target remembers between polls."""
+
+    history: History = field(default_factory=History)
+    failures: int = 0
+    last_good_poll: float | None = None
+    conflict_reported: bool = False
+
+
+class TargetReconciler:
+    """Reads one Deployment's metrics and state, decides, and scales it if allowed."""
+
+    def __init__(
+        self,
+        target: TargetConfig,
+        *,
+        config: ScalerConfig,
+        source: MetricSource,
+        actuator: Actuator,
+        metrics: ControllerMetrics,
+        is_leader: Callable[[], bool],
+    ) -> None:
+        self.target = target
+        self.config = config
+        self.source = source
+        self.actuator = actuator
+        self.metrics = metrics
+        self.is_leader = is_leader
+        self.spec: PolicySpec = target.to_policy()
+        self.state = TargetState()
+        self.labels = (target.namespace, target.deployment)
+
+    @property
+    def poll_interval(self) -> float:
+        return self.target.poll_interval or self.config.poll_interval
+
+    async def reconcile(self, now: float) -> Decision | None:
+        """One poll at ``now`` (unix seconds). Returns the decision, or None when the
+        Deployment could not be read (nothing to decide from)."""
+        readings_task = asyncio.gather(*(self._read(m, now) for m in self.target.metrics))
+        try:
+            workload = await self.actuator.observe(self.target.namespace, self.target.deployment)
+        except KubeError as error:
+            readings_task.cancel()
+            await asyncio.gather(readings_task, return_exceptions=True)
+            self.metrics.kube_errors.labels("observe").inc()
+            log.warning(
+                "cannot read the Deployment: %s",
+                error,
+                extra={FIELDS: {"target": self.target.key}},
+            )
+            return None
+        readings = dict(
+            zip((m.name for m in self.target.metrics), await readings_task, strict=True)
+        )
+        decision = self._decide(workload, readings, now)
+        action = await self._act(decision, now)
+        self._export(workload, decision, now)
+        self._log(decision, action)
+        return decision
+
+    async def _read(self, metric: MetricConfig, now: float) -> MetricReading:
+        try:
+            if metric.type is SourceType.EXTERNAL:
+                sample = await self.source.value(metric.query, now=now)
+                return TotalValue(sample.value)
+            series = await self.source.per_pod(metric.query, now=now)
+        except MetricUnavailable as error:
+            self.metrics.metric_errors.labels(*self.labels, metric.name, error.kind).inc()
+            return Unavailable(f"{error.kind}: {error}")
+        window = metric.rate_window or 0.0
+        return PodValues(
+            {pod: PodSample(s.value, s.timestamp, window) for pod, s in series.samples.items()}
+        )
+
+    def _decide(
+        self, workload: Workload, readings: dict[str, MetricReading], now: float
+    ) -> Decision:
+        state = self.state
+        current = workload.spec_replicas
+        if all(isinstance(r, Unavailable) for r in readings.values()):
+            state.failures += 1
+        else:
+            state.failures = 0
+            state.last_good_poll = now
+        override = hpa_conflict(workload.conflicting_hpa, current) or manual_control(
+            workload.annotations, current
+        )
+        if override is not None:
+            return override
+        observation = Observation(
+            spec_replicas=current,
+            status_replicas=workload.status_replicas,
+            pods=workload.pods,
+            readings=readings,
+        )
+        decision, state.history = decide(self.spec, observation, state.history, now)
+        decision = with_fallback(decision, failures=state.failures, fallback=self.config.fallback)
+        if decision.reason is Reason.FALLBACK:
+            # Remembered like any recommendation: after the outage, the scale-down
+            # window holds the fallback count before the rules bring it down.
+            state.history = remember(state.history, self.spec.behavior, decision.replicas, now)
+        return decision
+
+    async def _act(self, decision: Decision, now: float) -> str:
+        """Patch the scale if this replica may; say what was done."""
+        if decision.reason is Reason.HPA_CONFLICT:
+            await self._report_conflict(decision)
+            return "stand_by"
+        self.state.conflict_reported = False
+        if not decision.changes_scale:
+            return "hold"
+        if self.config.mode is Mode.SHADOW:
+            return "shadow"
+        if not self.is_leader():
+            return "not_leader"
+        direction = "up" if decision.replicas > decision.current else "down"
+        namespace, deployment = self.labels
+        try:
+            await self.actuator.scale(namespace, deployment, decision.replicas)
+        except KubeError as error:
+            self.metrics.scale_operations.labels(*self.labels, direction, "error").inc()
+            self.metrics.kube_errors.labels("scale").inc()
+            log.error(
+                "cannot scale to %d: %s",
+                decision.replicas,
+                error,
+                extra={FIELDS: {"target": self.target.key}},
+            )
+            return "scale_failed"
+        self.metrics.scale_operations.labels(*self.labels, direction, "success").inc()
+        # Upstream stores a scale event only after a successful update.
+        self.state.history = record_scale(
+            self.state.history, self.spec.behavior, decision.current, decision.replicas, now
+        )
+        await self._event(
+            "SuccessfulRescale", f"New size: {decision.replicas}; reason: {decision.message}"
+        )
+        return "scaled"
+
+    async def _report_conflict(self, decision: Decision) -> None:
+        if self.state.conflict_reported:
+            return
+        self.state.conflict_reported = True
+        log.warning(decision.text, extra={FIELDS: {"target": self.target.key}})
+        await self._event("HPAConflict", decision.text, warning=True)
+
+    async def _event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        namespace, deployment = self.labels
+        try:
+            await self.actuator.event(
+                namespace, deployment, reason=reason, message=message, warning=warning
+            )
+        except KubeError as error:  # an Event is a courtesy; never fail a decision on it
+            self.metrics.kube_errors.labels("event").inc()
+            log.info(
+                "cannot record an Event: %s", error, extra={FIELDS: {"target": self.target.key}}
+            )
+
+    def _export(self, workload: Workload, decision: Decision, now: float) -> None:
+        m, labels = self.metrics, self.labels
+        m.desired_replicas.labels(*labels).set(decision.replicas)
+        m.current_replicas.labels(*labels).set(workload.spec_replicas)
+        ready = sum(1 for pod in workload.pods if pod.is_running_and_ready and not pod.deleting)
+        m.pods.labels(*labels, "ready").set(ready)
+        m.pods.labels(*labels, "starting").set(
+            sum(1 for pod in workload.pods if not pod.deleting) - ready
+        )
+        if decision.recommendation is not None:
+            m.recommended_replicas.labels(*labels).set(decision.recommendation)
+        for proposal in decision.proposals:
+            if proposal.value is not None:
+                m.metric_value.labels(*labels, proposal.name).set(proposal.value)
+            if proposal.replicas is not None:
+                m.metric_replicas.labels(*labels, proposal.name).set(proposal.replicas)
+        m.decisions.labels(*labels, decision.reason.value).inc()
+        for reason in Reason:
+            m.decision_reason.labels(*labels, reason.value).set(reason is decision.reason)
+        m.consecutive_failures.labels(*labels).set(self.state.failures)
+        if self.state.last_good_poll is not None:
+            m.last_good_poll.labels(*labels).set(self.state.last_good_poll)
+        m.hpa_conflict.labels(*labels).set(decision.reason is Reason.HPA_CONFLICT)
+
+    def _log(self, decision: Decision, action: str) -> None:
+        fields = {
+            "target": self.target.key,
+            "action": action,
+            "replicas": decision.replicas,
+            "current": decision.current,
+            "recommendation": decision.recommendation,
+            "reason": decision.reason.value,
+            "metrics": {
+                p.name: {"value": p.value, "target": p.target, "replicas": p.replicas}
+                if p.error is None
+                else {"error": p.error}
+                for p in decision.proposals
+            },
+            "mode": self.config.mode.value,
+            "leader": self.is_leader(),
+        }
+        level = logging.INFO
+        if decision.reason in (Reason.METRICS_UNAVAILABLE, Reason.FALLBACK):
+            level = logging.WARNING
+        log.log(level, decision.message, extra={FIELDS: fields})

@@ -1,0 +1,72 @@
+"""What the controller needs from Kubernetes, as a small Protocol and plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from scaler.errors import ScalerError
+from scaler.policy import Pod
+
+# Annotations on the Deployment that a person sets to take manual control.
+PAUSE_ANNOTATION = "scaler.example.com/paused"
+"""``"true"``: leave this Deployment alone until the annotation is removed."""
+PIN_ANNOTATION = "scaler.example.com/pinned-replicas"
+"""A whole number: hold the Deployment at exactly this many replicas."""
+
+
+class KubeError(ScalerError):
+    """A Kubernetes API call failed; ``status`` is the HTTP status if there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    """The Deployment (or its scale subresource) does not exist."""
+
+
+class Forbidden(KubeError):
+    """RBAC denies the call (403)."""
+
+
+class Conflict(KubeError):
+    """The object changed under us (409) and retries on fresh state ran out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A Deployment as the controller sees it at one moment.
+
+    ``spec_replicas``/``status_replicas``: from its scale subresource.
+    ``pods``: the pods its selector matches, as the policy engine reads them
+    (times in unix seconds, CPU requests in cores).
+    ``annotations``: the Deployment's annotations (pause and pin live here).
+    ``conflicting_hpa``: the name of an HPA that targets this Deployment, if any.
+    """
+
+    spec_replicas: int
+    status_replicas: int
+    pods: tuple[Pod, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    conflicting_hpa: str | None = None
+
+
+class Actuator(Protocol):
+    """Reads and scales Deployments, and records Events on them."""
+
+    async def observe(self, namespace: str, deployment: str) -> Workload:
+        """The Deployment's scale, pods, annotations and any HPA targeting it."""
+        ...
+
+    async def scale(self, namespace: str, deployment: str, replicas: int) -> None:
+        """Set ``spec.replicas`` through the scale subresource (retrying conflicts)."""
+        ...
+
+    async def event(
+        self, namespace: str, deployment: str, *, reason: str, message: str, warning: bool = False
+    ) -> None:
+        """Record a Kubernetes Event on the Deployment."""
+        ...

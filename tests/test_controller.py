@@ -1,0 +1,261 @@
+"""The controller's loop as timelines, with in-memory boundaries and a fake clock.
+
+Each step reads: at t, the exporter says X and the Deployment runs N; the controller
+patches (or not) and says why.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from scaler.config import ScalerConfig, load_config, parse_config
+from scaler.controller.loop import Controller
+from scaler.controller.metrics import build_metrics
+from scaler.controller.target import TargetReconciler
+from scaler.kube.base import PAUSE_ANNOTATION, PIN_ANNOTATION, Conflict, KubeError
+from scaler.policy import Reason
+from scaler.sources.base import ConnectionFailed, StaleSample
+from tests.fakes import FakeActuator, FakeClock, FakeDeployment, FakeSource
+
+KEY = ("chatbot", "ollama")
+
+
+def _config(**top: Any) -> ScalerConfig:
+    data = load_config().model_dump(by_alias=True, exclude_none=True)
+    target = data["targets"][0]
+    target["metrics"][0]["query"] = "queue"
+    target["metrics"][1]["query"] = "cpu"
+    data.update(top)
+    return parse_config(copy.deepcopy(data))
+
+
+class Rig:
+    """A controller over one target with fake boundaries, driven tick by tick."""
+
+    def __init__(self, config: ScalerConfig | None = None, *, replicas: int = 2) -> None:
+        self.config = config or _config()
+        self.clock = FakeClock()
+        self.source = FakeSource({"queue": 0.0, "cpu": {}})
+        self.actuator = FakeActuator({KEY: FakeDeployment(replicas)})
+        self.registry = CollectorRegistry()
+        self.metrics = build_metrics(self.registry, self.config)
+        self.leader = True
+        self.reconciler = TargetReconciler(
+            self.config.targets[0],
+            config=self.config,
+            source=self.source,
+            actuator=self.actuator,
+            metrics=self.metrics,
+            is_leader=lambda: self.leader,
+        )
+        self.controller = Controller(
+            [self.reconciler], metrics=self.metrics, clock=self.clock, sleep=self.clock.sleep
+        )
+        self.start = self.clock.now
+
+    @property
+    def replicas(self) -> int:
+        return self.actuator.deployments[KEY].replicas
+
+    async def at(self, t: float, **values: Any) -> Reason:
+        """Move the clock to start + t, set metric values, run one reconcile."""
+        self.clock.now = self.start + t
+        self.source.values.update(values)
+        decision = await self.reconciler.reconcile(self.clock.now)
+        assert decision is not None
+        return decision.reason
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+def _cpu(replicas: int, cores: float) -> dict[str, float]:
+    return {f"ollama-{i}": cores for i in range(replicas)}
+
+
+async def test_a_queue_step_is_patched_at_the_next_poll() -> None:
+    rig = Rig()
+    assert await rig.at(0, queue=0.0, cpu=_cpu(2, 0.1)) is Reason.SCALE_DOWN_STABILIZED
+    assert rig.replicas == 2 and rig.actuator.scaled == []
+    # t=2: 8 requests in the system; +100 % of 2 per 15 s allows 4.
+    assert await rig.at(2, queue=8.0) is Reason.SCALE_UP_LIMIT
+    assert rig.actuator.scaled == [("chatbot", "ollama", 4)]
+    (event,) = rig.actuator.events
+    assert event[2] == "SuccessfulRescale" and event[3].startswith("New size: 4; reason: ")
+    # t=4: still inside the 15 s period of that +2: hold at 4.
+    assert await rig.at(4, cpu=_cpu(4, 1.0)) is Reason.SCALE_UP_LIMIT
+    assert rig.replicas == 4
+    # t=17: the period is over: 8.
+    await rig.at(17)
+    assert rig.replicas == 8
+    labels = {"namespace": "chatbot", "deployment": "ollama"}
+    assert rig.sample("scaler_desired_replicas", **labels) == 8
+    assert (
+        rig.sample("scaler_scale_operations_total", **labels, direction="up", result="success") == 2
+    )
+    assert rig.sample("scaler_metric_value", **labels, metric="queue") == 2.0  # 8 on 4
+
+
+async def test_prometheus_down_holds_then_falls_back_without_oscillating_and_recovers() -> None:
+    config = _config(fallback={"replicas": 5, "failureThreshold": 3})
+    rig = Rig(config)
+    await rig.at(0, queue=1.0, cpu=_cpu(2, 1.0))
+    down = ConnectionFailed("connection refused")
+    for t in (2, 4):
+        assert await rig.at(t, queue=down, cpu=down) is Reason.METRICS_UNAVAILABLE
+        assert rig.replicas == 2
+    # The third poll in a row without any metric: hold at least the fallback.
+    assert await rig.at(6) is Reason.FALLBACK
+    assert rig.replicas == 5
+    for t in range(8, 200, 2):  # while it stays down, nothing moves (kedacore/keda#4249)
+        assert await rig.at(t) is Reason.FALLBACK
+    assert rig.actuator.scaled == [("chatbot", "ollama", 5)]
+    labels = {"namespace": "chatbot", "deployment": "ollama"}
+    errors = rig.sample("scaler_metric_errors_total", **labels, metric="queue", kind="connection")
+    assert errors == 99
+    assert rig.sample("scaler_consecutive_failed_polls", **labels) == 99
+    # Metrics come back quiet: the fallback count is remembered like a recommendation,
+    # so the scale-down window holds 5 for 60 s after the last fallback (t=198) ...
+    assert await rig.at(200, queue=0.0, cpu=_cpu(5, 0.1)) is Reason.SCALE_DOWN_STABILIZED
+    assert rig.sample("scaler_last_good_poll_timestamp_seconds", **labels) == rig.start + 200
+    assert await rig.at(256) is Reason.SCALE_DOWN_STABILIZED
+    # ... then the rules bring it down: -50 % per 60 s, and not below minReplicas.
+    assert await rig.at(258) is Reason.TOO_FEW_REPLICAS
+    assert rig.replicas == 2
+
+
+async def test_a_missing_metric_never_scales_down() -> None:
+    rig = Rig(replicas=6)
+    await rig.at(0, queue=6.0, cpu=_cpu(6, 1.6))
+    stale = StaleSample("sample 40 s old")
+    for t in range(2, 130, 2):
+        reason = await rig.at(t, queue=stale, cpu=_cpu(6, 0.1))
+        assert reason is Reason.METRICS_INCOMPLETE
+    assert rig.actuator.scaled == []
+    # But it may scale up on the metrics it has.
+    assert await rig.at(130, cpu=_cpu(6, 3.0)) is Reason.TOO_MANY_REPLICAS
+    assert rig.replicas == 10
+
+
+async def test_pause_and_pin_annotations_are_honoured_on_the_next_tick() -> None:
+    rig = Rig()
+    deployment = rig.actuator.deployments[KEY]
+    deployment.annotations[PAUSE_ANNOTATION] = "true"
+    assert await rig.at(0, queue=8.0, cpu=_cpu(2, 2.0)) is Reason.PAUSED
+    assert rig.actuator.scaled == []
+    del deployment.annotations[PAUSE_ANNOTATION]
+    assert await rig.at(2) is Reason.SCALE_UP_LIMIT
+    assert rig.replicas == 4
+    deployment.annotations[PIN_ANNOTATION] = "3"
+    assert await rig.at(4) is Reason.PINNED
+    assert rig.replicas == 3
+    deployment.annotations[PIN_ANNOTATION] = "three"
+    assert await rig.at(6) is Reason.PINNED
+    assert rig.replicas == 3
+
+
+async def test_an_existing_hpa_means_stand_by_with_one_event() -> None:
+    rig = Rig()
+    rig.actuator.deployments[KEY].hpa = "ollama-cpu"
+    for t in (0, 2, 4):
+        assert await rig.at(t, queue=8.0, cpu=_cpu(2, 2.0)) is Reason.HPA_CONFLICT
+    assert rig.actuator.scaled == []
+    assert [e[2] for e in rig.actuator.events] == ["HPAConflict"]
+    assert rig.actuator.events[0][4] is True  # a Warning
+    labels = {"namespace": "chatbot", "deployment": "ollama"}
+    assert rig.sample("scaler_hpa_conflict", **labels) == 1
+    rig.actuator.deployments[KEY].hpa = None
+    assert await rig.at(6) is Reason.SCALE_UP_LIMIT
+    assert rig.sample("scaler_hpa_conflict", **labels) == 0
+
+
+async def test_shadow_mode_decides_and_exports_but_never_patches() -> None:
+    rig = Rig(_config(mode="shadow"))
+    assert await rig.at(0, queue=8.0, cpu=_cpu(2, 2.0)) is Reason.SCALE_UP_LIMIT
+    assert rig.actuator.scaled == [] and rig.actuator.events == []
+    labels = {"namespace": "chatbot", "deployment": "ollama"}
+    assert rig.sample("scaler_desired_replicas", **labels) == 4
+    assert rig.sample("scaler_current_replicas", **labels) == 2
+    assert rig.sample("scaler_shadow_mode") == 1
+
+
+async def test_only_the_leader_patches() -> None:
+    rig = Rig()
+    rig.leader = False
+    await rig.at(0, queue=8.0, cpu=_cpu(2, 2.0))
+    assert rig.actuator.scaled == []
+    rig.leader = True
+    await rig.at(2)
+    assert rig.actuator.scaled == [("chatbot", "ollama", 4)]
+
+
+async def test_a_failed_patch_leaves_no_scale_event_behind() -> None:
+    rig = Rig()
+    rig.actuator.fail_scale.append(Conflict("409 three times"))
+    await rig.at(0, queue=8.0, cpu=_cpu(2, 2.0))
+    assert rig.replicas == 2 and rig.reconciler.state.history.scale_up_events == ()
+    labels = {"namespace": "chatbot", "deployment": "ollama"}
+    assert (
+        rig.sample("scaler_scale_operations_total", **labels, direction="up", result="error") == 1
+    )
+    # The next poll tries again, with no phantom event limiting the rate.
+    await rig.at(2)
+    assert rig.replicas == 4
+
+
+async def test_an_unreadable_deployment_is_skipped_and_counted() -> None:
+    rig = Rig()
+    rig.actuator.fail_observe.append(KubeError("timeout", status=None))
+    rig.clock.now = rig.start
+    assert await rig.reconciler.reconcile(rig.clock.now) is None
+    assert rig.sample("scaler_kubernetes_errors_total", operation="observe") == 1
+    assert await rig.at(2, queue=8.0, cpu=_cpu(2, 2.0)) is Reason.SCALE_UP_LIMIT
+
+
+class _Broken(TargetReconciler):
+    async def reconcile(self, now: float) -> None:  # type: ignore[override]
+        raise RuntimeError("a bug")
+
+
+async def test_the_loop_polls_each_target_on_its_interval_and_survives_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = _config(pollInterval=2)
+    second = copy.deepcopy(config.model_dump(by_alias=True, exclude_none=True))
+    second["targets"].append(copy.deepcopy(second["targets"][0]))
+    second["targets"][1]["deployment"] = "other"
+    second["targets"][1]["pollInterval"] = 5
+    config = parse_config(second)
+    rig = Rig(config)
+    rig.actuator.deployments[("chatbot", "other")] = FakeDeployment(2)
+    other = TargetReconciler(
+        config.targets[1],
+        config=config,
+        source=rig.source,
+        actuator=rig.actuator,
+        metrics=rig.metrics,
+        is_leader=lambda: True,
+    )
+    broken = _Broken(
+        config.targets[0],
+        config=config,
+        source=rig.source,
+        actuator=rig.actuator,
+        metrics=rig.metrics,
+        is_leader=lambda: True,
+    )
+    controller = Controller(
+        [rig.reconciler, other, broken], metrics=rig.metrics, clock=rig.clock, sleep=rig.clock.sleep
+    )
+    rig.source.values.update(queue=0.0, cpu=_cpu(2, 0.1))
+    for _ in range(6):
+        next_due = await controller.tick()
+        await rig.clock.sleep(next_due - rig.clock.now)
+    polled = [now - rig.start for _, now in rig.source.calls if _ == "queue"]
+    # Target 1 every 2 s, target 2 every 5 s, on one clock read per tick.
+    assert polled == [0, 0, 2, 4, 5, 6, 8]
+    assert "reconcile failed" in caplog.text
