@@ -175,6 +175,7 @@ async def test_an_existing_hpa_means_stand_by_with_one_event() -> None:
 
 async def test_shadow_mode_decides_and_exports_but_never_patches() -> None:
     rig = Rig(_config(mode="shadow"))
+    rig.actuator.deployments[KEY].hpa = "ollama-cpu"  # running beside the CPU HPA
     assert await rig.at(0, queue=8.0, cpu=_cpu(2, 2.0)) is Reason.SCALE_UP_LIMIT
     assert rig.actuator.scaled == [] and rig.actuator.events == []
     labels = {"namespace": "chatbot", "deployment": "ollama"}

@@ -123,9 +123,9 @@ class TargetReconciler:
         else:
             state.failures = 0
             state.last_good_poll = now
-        override = hpa_conflict(workload.conflicting_hpa, current) or manual_control(
-            workload.annotations, current
-        )
+        # In shadow mode nothing is patched, so an HPA beside us is the point, not a fight.
+        conflict = None if self.config.mode is Mode.SHADOW else workload.conflicting_hpa
+        override = hpa_conflict(conflict, current) or manual_control(workload.annotations, current)
         if override is not None:
             return override
         observation = Observation(
@@ -219,7 +219,7 @@ class TargetReconciler:
         m.consecutive_failures.labels(*labels).set(self.state.failures)
         if self.state.last_good_poll is not None:
             m.last_good_poll.labels(*labels).set(self.state.last_good_poll)
-        m.hpa_conflict.labels(*labels).set(decision.reason is Reason.HPA_CONFLICT)
+        m.hpa_conflict.labels(*labels).set(workload.conflicting_hpa is not None)
 
     def _log(self, decision: Decision, action: str) -> None:
         fields = {
