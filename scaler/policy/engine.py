@@ -21,7 +21,7 @@ from scaler.policy.pods import (
     Pod,
 )
 from scaler.policy.rate import limit_by_rate
-from scaler.policy.stabilization import stabilize
+from scaler.policy.stabilization import Stabilized, stabilize
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +85,7 @@ def decide(
     desired = winner.replicas
 
     behavior = spec.behavior
-    stabilized = stabilize(
-        history.recommendations or (),
-        desired=desired,
-        current=current,
-        scale_up_window=behavior.scale_up.stabilization_window_seconds,
-        scale_down_window=behavior.scale_down.stabilization_window_seconds,
-        now=now,
-    )
+    stabilized = _stabilize(history, behavior, desired, current, now)
     history = History(
         stabilized.recommendations, history.scale_up_events, history.scale_down_events
     )
@@ -131,14 +124,7 @@ def remember(history: History, behavior: Behavior, replicas: int, now: float) ->
     For decisions made around the rules, such as the controller's fallback: once the
     metrics return, the scale-down window still remembers that count.
     """
-    stored = stabilize(
-        history.recommendations or (),
-        desired=replicas,
-        current=replicas,
-        scale_up_window=behavior.scale_up.stabilization_window_seconds,
-        scale_down_window=behavior.scale_down.stabilization_window_seconds,
-        now=now,
-    ).recommendations
+    stored = _stabilize(history, behavior, replicas, replicas, now).recommendations
     return History(stored, history.scale_up_events, history.scale_down_events)
 
 
@@ -163,6 +149,19 @@ def record_scale(
         )
         return replace(history, scale_down_events=events)
     return history
+
+
+def _stabilize(
+    history: History, behavior: Behavior, desired: int, current: int, now: float
+) -> Stabilized:
+    return stabilize(
+        history.recommendations or (),
+        desired=desired,
+        current=current,
+        scale_up_window=behavior.scale_up.stabilization_window_seconds,
+        scale_down_window=behavior.scale_down.stabilization_window_seconds,
+        now=now,
+    )
 
 
 def _proposals(
