@@ -6,6 +6,7 @@
     job = scrape_job("proxy", f"127.0.0.1:{port}")
     with prometheus_server(tmp_path, scrape_configs=[job], scrape_interval=0.5) as prom:
         wait_for(prom, 'up{job="proxy"} == 1')                   # scraping an exporter
+        await wait_for_async(prom, 'sum(queue) == 3')           # same, loop keeps running
 
 Prometheus 2.42 applies new scrape targets every 5 s, so the first scrape comes about
 5 s after start, whatever the interval; ``wait_for`` polls for it.
@@ -18,6 +19,7 @@ wall clock, so fixed dates (and so deterministic tests) work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -210,6 +212,14 @@ def wait_for(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{promql!r} returned nothing for {timeout} s at {server.url}")
         time.sleep(_POLL_INTERVAL)
+
+
+async def wait_for_async(
+    server: PrometheusServer, promql: str, *, timeout: float = READY_TIMEOUT
+) -> list[dict[str, Any]]:
+    """``wait_for`` from async code: the polling runs in a worker thread, so tasks on the
+    caller's event loop (a controller under test) keep running while it waits."""
+    return await asyncio.to_thread(wait_for, server, promql, timeout=timeout)
 
 
 def _ready(url: str) -> bool:
