@@ -48,6 +48,18 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from scaler import logs
+    from scaler.controller.app import run
+    from scaler.settings import load_settings
+
+    config = load_settings(args.config)
+    logs.configure(args.log_level)
+    return asyncio.run(run(config, kubeconfig=args.kubeconfig))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scaler",
@@ -62,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", help="YAML file (default: the built-in config)")
     check.set_defaults(handler=_config_check)
     simulate_command.add_parser(commands)
+    run = commands.add_parser(
+        "run",
+        help="run the controller (in the cluster)",
+        description="Poll Prometheus, decide with the HPA's rules, scale the Deployments.",
+    )
+    run.add_argument("--config", help="YAML file (default: $SCALER_CONFIG, else built-in)")
+    run.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
+    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    run.set_defaults(handler=_run)
     return parser
 
 

@@ -1,0 +1,221 @@
+"""``scaler run``: wire the boundaries, serve /metrics and health, run until SIGTERM.
+
+Every background task has an owner (``Service``), a name, and is cancelled and
+awaited on shutdown; the Lease is released so another replica takes over at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from scaler.config import ScalerConfig
+from scaler.controller.loop import Controller
+from scaler.controller.metrics import ControllerMetrics, build_metrics
+from scaler.controller.target import TargetReconciler
+from scaler.kube.actuator import KubeActuator
+from scaler.kube.client import api_client
+from scaler.kube.leader import LeaderElector
+from scaler.logs import FIELDS
+from scaler.sources.prometheus import PrometheusSource
+
+log = logging.getLogger("scaler.run")
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+KUBE_REQUEST_TIMEOUT = 5.0
+"""Seconds for one Kubernetes API call; a hung API server must not stall the loop."""
+
+
+class Service:
+    """The running controller: its tasks, its HTTP endpoints, its health."""
+
+    def __init__(self, config: ScalerConfig, controller: Controller, metrics: ControllerMetrics):
+        self.config = config
+        self.controller = controller
+        self.metrics = metrics
+        self.started = time.time()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.failed = asyncio.Event()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        """Start a task that should run until shutdown; if it ends early, say so and
+        stop the process, so Kubernetes restarts it."""
+        task = asyncio.create_task(coroutine, name=name)
+        task.add_done_callback(self._ended)
+        self.tasks.append(task)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        log.error("task %s ended unexpectedly", task.get_name(), exc_info=error)
+        self.failed.set()
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    @property
+    def healthy(self) -> bool:
+        """The loop has ticked recently (or is still starting)."""
+        allowed = max(10.0, 3 * self.config.shortest_poll_interval)
+        last = self.controller.last_tick or self.started
+        return time.time() - last < allowed + self.config.timeout
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        if self.healthy:
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "stalled"}, status=503)
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.controller.ticks > 0 and self.healthy:
+            return web.json_response({"status": "ready", "ticks": self.controller.ticks})
+        return web.json_response({"status": "starting"}, status=503)
+
+
+def lease_namespace(config: ScalerConfig) -> str:
+    """The Lease lives in the configured namespace, else scaler's own."""
+    if config.leader_election.namespace:
+        return config.leader_election.namespace
+    if env := os.environ.get("POD_NAMESPACE"):
+        return env
+    with contextlib.suppress(OSError):
+        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip()
+    return "default"
+
+
+def identity() -> str:
+    """Unique per process: the pod name plus a random suffix."""
+    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    config: ScalerConfig, *, kubeconfig: str | None = None
+) -> AsyncIterator[tuple[Service, int]]:
+    """Run the controller and its HTTP endpoints; yield the service and the bound port."""
+    registry = CollectorRegistry()
+    metrics = build_metrics(registry, config)
+    async with aiohttp.ClientSession() as session, api_client(kubeconfig) as api:
+        source = PrometheusSource(
+            session, config.prometheus_url, timeout=config.timeout, staleness=config.staleness
+        )
+        actuator = KubeActuator(api, request_timeout=KUBE_REQUEST_TIMEOUT)
+        elector = _elector(config, api, metrics)
+        is_leader: Callable[[], bool] = _always if elector is None else lambda: elector.is_leader
+        if elector is None:
+            metrics.leader.set(1)
+        reconcilers = [
+            TargetReconciler(
+                target,
+                config=config,
+                source=source,
+                actuator=actuator,
+                metrics=metrics,
+                is_leader=is_leader,
+            )
+            for target in config.targets
+        ]
+        controller = Controller(reconcilers, metrics=metrics)
+        service = Service(config, controller, metrics)
+        app = web.Application()
+        app.router.add_get("/metrics", make_aiohttp_handler(registry))
+        app.router.add_get("/healthz", service.healthz)
+        app.router.add_get("/readyz", service.readyz)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, config.metrics_host, config.metrics_port)
+            await site.start()
+            port = _bound_port(runner)
+            service.spawn(controller.run(), "controller-loop")
+            if elector is not None:
+                service.spawn(elector.run(), "leader-election")
+            log.info(
+                "scaler run started",
+                extra={
+                    FIELDS: {
+                        "targets": [t.key for t in config.targets],
+                        "mode": config.mode.value,
+                        "port": port,
+                        "prometheus": config.prometheus_url,
+                    }
+                },
+            )
+            yield service, port
+        finally:
+            await service.stop()
+            if elector is not None:
+                await _release(elector)
+            await asyncio.shield(runner.cleanup())
+
+
+def _always() -> bool:
+    return True
+
+
+def _elector(config: ScalerConfig, api: Any, metrics: ControllerMetrics) -> LeaderElector | None:
+    settings = config.leader_election
+    if not settings.enabled:
+        return None
+
+    def changed(leading: bool) -> None:
+        metrics.leader.set(1 if leading else 0)
+        log.info("leadership %s", "acquired" if leading else "lost")
+
+    return LeaderElector(
+        api,
+        namespace=lease_namespace(config),
+        name=settings.lease_name,
+        identity=identity(),
+        lease_duration=settings.lease_duration_seconds,
+        retry_period=settings.retry_period_seconds,
+        on_change=changed,
+    )
+
+
+async def _release(elector: LeaderElector) -> None:
+    try:
+        await elector.release()
+    except Exception as error:  # shutting down: log and go on
+        log.warning("could not release the lease: %s", error)
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise RuntimeError("the HTTP server is not bound to a TCP port")
+
+
+async def run(config: ScalerConfig, *, kubeconfig: str | None = None) -> int:
+    """Serve until SIGTERM or SIGINT (exit 0) or a background task dies (exit 1)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with serving(config, kubeconfig=kubeconfig) as (service, _):
+        stopped = asyncio.create_task(stop.wait(), name="wait-for-signal")
+        failed = asyncio.create_task(service.failed.wait(), name="wait-for-failure")
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (stopped, failed):
+            task.cancel()
+        await asyncio.gather(stopped, failed, return_exceptions=True)
+        code = 1 if service.failed.is_set() else 0
+    log.info("scaler run stopped", extra={FIELDS: {"exit_code": code}})
+    return code

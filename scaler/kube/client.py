@@ -1,0 +1,98 @@
+"""A kubernetes-asyncio ``ApiClient`` from a kubeconfig file or the pod's service account.
+
+Where the configuration comes from, first match wins (controller-runtime's order):
+
+1. the ``kubeconfig`` argument (``scaler run --kubeconfig``);
+2. the ``KUBECONFIG`` environment variable (a path, or several joined by ``:``);
+3. in-cluster: ``KUBERNETES_SERVICE_HOST``/``_PORT`` are set, and the service account's
+   token and CA certificate are mounted (what ``scaler run`` uses in its pod);
+4. ``~/.kube/config``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.config import ConfigException, load_kube_config
+from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
+
+from scaler.kube.base import KubeError
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where Kubernetes mounts a pod's service-account token and CA certificate."""
+
+
+async def load_configuration(
+    kubeconfig: str | os.PathLike[str] | None = None,
+    *,
+    context: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+) -> Configuration:
+    """The client configuration, from the first source in the module's order.
+
+    ``environ`` defaults to ``os.environ``; ``context`` picks a kubeconfig context
+    (default: its current-context). Raises KubeError naming the source that failed.
+    """
+    env = os.environ if environ is None else environ
+    configuration = Configuration()
+    source = _kubeconfig_path(kubeconfig, env)
+    try:
+        if source is None and env.get("KUBERNETES_SERVICE_HOST"):
+            InClusterConfigLoader(
+                token_filename=str(service_account_dir / "token"),
+                cert_filename=str(service_account_dir / "ca.crt"),
+                environ=dict(env),
+            ).load_and_set(configuration)
+            return configuration
+        if source is None:
+            source = str(Path(env.get("HOME", Path.home())) / ".kube" / "config")
+        if not any(Path(p).expanduser().is_file() for p in source.split(os.pathsep) if p):
+            raise KubeError(
+                f"no Kubernetes configuration: kubeconfig {source} does not exist and "
+                "KUBERNETES_SERVICE_HOST is not set (not running in a pod)"
+            )
+        await load_kube_config(
+            config_file=source,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    except (ConfigException, OSError, ValueError, KeyError, TypeError) as err:
+        where = "the in-cluster service account" if source is None else f"kubeconfig {source}"
+        raise KubeError(f"cannot load Kubernetes configuration from {where}: {err}") from err
+    return configuration
+
+
+def _kubeconfig_path(
+    kubeconfig: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> str | None:
+    if kubeconfig is not None:
+        return os.fspath(kubeconfig)
+    return env.get("KUBECONFIG") or None
+
+
+@asynccontextmanager
+async def api_client(
+    kubeconfig: str | os.PathLike[str] | None = None,
+    *,
+    context: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+) -> AsyncIterator[ApiClient]:
+    """An ``ApiClient`` configured by ``load_configuration``, closed on exit.
+
+    It owns an aiohttp session, so open it inside the running event loop.
+    """
+    configuration = await load_configuration(
+        kubeconfig, context=context, environ=environ, service_account_dir=service_account_dir
+    )
+    client = ApiClient(configuration)
+    try:
+        yield client
+    finally:
+        await client.close()
