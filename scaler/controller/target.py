@@ -45,6 +45,7 @@ class TargetState:
     failures: int = 0
     last_good_poll: float | None = None
     conflict_reported: bool = False
+    last_reason: Reason | None = None
 
 
 class TargetReconciler:
@@ -214,8 +215,12 @@ class TargetReconciler:
             if proposal.replicas is not None:
                 m.metric_replicas.labels(*labels, proposal.name).set(proposal.replicas)
         m.decisions.labels(*labels, decision.reason.value).inc()
-        for reason in Reason:
-            m.decision_reason.labels(*labels, reason.value).set(reason is decision.reason)
+        previous = self.state.last_reason
+        if previous is not decision.reason:
+            if previous is not None:
+                m.decision_reason.labels(*labels, previous.value).set(0)
+            m.decision_reason.labels(*labels, decision.reason.value).set(1)
+            self.state.last_reason = decision.reason
         m.consecutive_failures.labels(*labels).set(self.state.failures)
         if self.state.last_good_poll is not None:
             m.last_good_poll.labels(*labels).set(self.state.last_good_poll)
