@@ -60,6 +60,40 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(run(config, kubeconfig=args.kubeconfig))
 
 
+def _proxy(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import signal
+
+    from scaler import logs
+    from scaler.proxy.app import serve
+    from scaler.proxy.settings import load_proxy_settings
+
+    settings = load_proxy_settings(
+        host=args.host,
+        port=args.port,
+        upstream=args.upstream,
+        management_upstream=args.management_upstream,
+        parallel=args.parallel,
+        max_queue=args.max_queue,
+        retry_after=args.retry_after,
+        ready_model=args.ready_model,
+    )
+    logs.configure(args.log_level)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(settings)
+
+    asyncio.run(main())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scaler",
@@ -83,6 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
     run.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     run.set_defaults(handler=_run)
+    proxy = commands.add_parser(
+        "proxy",
+        help="run the admission proxy in front of Ollama (a sidecar)",
+        description="Queue requests into Ollama's slots, measure the queue, pass the rest.",
+    )
+    proxy.add_argument("--host", help="listen address (0.0.0.0)")
+    proxy.add_argument("--port", type=int, help="listen port (11434)")
+    proxy.add_argument("--upstream", help="Ollama (http://127.0.0.1:11435)")
+    proxy.add_argument("--management-upstream", help="where pull/create/copy/delete/push go")
+    proxy.add_argument("--parallel", type=int, help="OLLAMA_NUM_PARALLEL (1)")
+    proxy.add_argument("--max-queue", type=int, help="requests allowed to wait (16)")
+    proxy.add_argument("--retry-after", type=int, help="seconds sent with a 503 (5)")
+    proxy.add_argument("--ready-model", help="ready only once this model is loaded")
+    proxy.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    proxy.set_defaults(handler=_proxy)
     return parser
 
 

@@ -51,7 +51,7 @@ def test_a_query_timeout_must_be_shorter_than_the_poll(
 ) -> None:
     monkeypatch.delenv("SCALER_CONFIG", raising=False)
     monkeypatch.setenv("SCALER_QUERY_TIMEOUT", "2.5")
-    with pytest.raises(ConfigError, match="queryTimeout 2.5 must be shorter than the poll"):
+    with pytest.raises(ConfigError, match=r"queryTimeout 2\.5 must be shorter than the poll"):
         load_settings()
 
 
@@ -60,5 +60,5 @@ def test_an_explicit_path_wins_over_the_environment(
 ) -> None:
     monkeypatch.setenv("SCALER_CONFIG", str(tmp_path / "absent.yaml"))
     assert load_settings(DEFAULT_CONFIG_PATH).targets[0].deployment == "ollama"
-    with pytest.raises(ConfigError, match="absent.yaml: invalid configuration:\n  cannot read"):
+    with pytest.raises(ConfigError, match=r"absent\.yaml: invalid configuration:\n  cannot read"):
         load_settings()

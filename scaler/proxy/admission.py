@@ -1,0 +1,75 @@
+"""First-in first-out admission into Ollama's ``parallel`` slots, with a bounded queue.
+
+Ollama itself queues excess requests for a loaded model on an unbounded semaphore
+(ollama/ollama#7758), invisibly. Here the queue is ours: its depth is the scaling
+signal, and beyond ``max_queue`` a request is refused at once instead of waiting
+without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from scaler.errors import ScalerError
+
+
+class QueueFull(ScalerError):
+    """The queue already holds ``max_queue`` requests."""
+
+
+class Admission:
+    """``parallel`` slots and a FIFO queue of at most ``max_queue`` waiting requests.
+
+    A waiter that is cancelled (its client went away) leaves the queue and never takes
+    a slot; a slot handed to a waiter at the moment it is cancelled is passed on.
+    """
+
+    def __init__(self, *, parallel: int, max_queue: int) -> None:
+        if parallel < 1 or max_queue < 0:
+            raise ValueError(f"parallel {parallel} must be >= 1, max_queue {max_queue} >= 0")
+        self.parallel = parallel
+        self.max_queue = max_queue
+        self.active = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a slot for the body of the ``async with``; raises QueueFull at once
+        when the queue is full."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self) -> None:
+        if self.active < self.parallel and not self._waiters:
+            self.active += 1
+            return
+        if len(self._waiters) >= self.max_queue:
+            raise QueueFull(f"the queue of {self.max_queue} requests is full")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # the slot arrived as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot moves to it: active stays the same
+                return
+        self.active -= 1

@@ -1,0 +1,193 @@
+"""The proxy's aiohttp app: admission for inference, pass-through for everything else.
+
+One Ollama per proxy (a sidecar on localhost). The Service points at the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from scaler.proxy.admission import Admission, QueueFull
+from scaler.proxy.forward import Outcome, UpstreamUnavailable, forward
+from scaler.proxy.metrics import (
+    INFERENCE_PATHS,
+    MANAGEMENT_PATHS,
+    ProxyMetrics,
+    build_metrics,
+    path_label,
+)
+from scaler.proxy.settings import ProxySettings
+
+log = logging.getLogger("scaler.proxy")
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+READY_TIMEOUT = 2.0
+"""Seconds /readyz waits for Ollama before it says not ready."""
+
+
+class Proxy:
+    """Request handlers; one instance per app."""
+
+    def __init__(self, settings: ProxySettings, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.admission = Admission(parallel=settings.parallel, max_queue=settings.max_queue)
+        self.metrics: ProxyMetrics = build_metrics(registry, self.admission)
+
+    async def inference(self, request: web.Request) -> web.StreamResponse:
+        """Wait for a slot (or refuse), then forward; count what Ollama did."""
+        path = request.path
+        started = time.perf_counter()
+        try:
+            async with self.admission.slot():
+                admitted = time.perf_counter()
+                self.metrics.queue_wait.labels(path).observe(admitted - started)
+                response, outcome = await self._forward(request, self.settings.upstream, admitted)
+        except QueueFull as full:
+            self.metrics.rejected.labels(path).inc()
+            return self._done(path, self._busy(str(full)))
+        if outcome is not None:
+            self._observe(path, outcome, started)
+        return self._done(path, response)
+
+    async def passthrough(self, request: web.Request) -> web.StreamResponse:
+        """Everything that is not inference goes straight through; model management
+        to its own upstream when one is set."""
+        upstream = self.settings.upstream
+        if request.path in MANAGEMENT_PATHS and self.settings.management_upstream:
+            upstream = self.settings.management_upstream
+        response, _ = await self._forward(request, upstream, time.perf_counter())
+        return self._done(request.path, response)
+
+    async def _forward(
+        self, request: web.Request, upstream: str, started: float
+    ) -> tuple[web.StreamResponse, Outcome | None]:
+        try:
+            response, outcome = await forward(
+                request,
+                request.app[SESSION],
+                upstream,
+                connect_timeout=self.settings.connect_timeout,
+                started=started,
+            )
+        except UpstreamUnavailable as error:
+            self.metrics.upstream_errors.labels("connect").inc()
+            log.warning("%s", error)
+            return _json_error(502, str(error)), None
+        if outcome.broken:
+            self.metrics.upstream_errors.labels("mid_stream").inc()
+        return response, outcome
+
+    def _observe(self, path: str, outcome: Outcome, started: float) -> None:
+        self.metrics.duration.labels(path).observe(time.perf_counter() - started)
+        if outcome.first_byte is not None and outcome.status < 400:
+            self.metrics.time_to_first_token.labels(path).observe(outcome.first_byte)
+        stats = outcome.stats
+        if not stats or not isinstance(stats.get("model"), str):
+            return
+        model = stats["model"]
+        if isinstance(stats.get("eval_count"), int):
+            self.metrics.generated_tokens.labels(model).inc(stats["eval_count"])
+        if isinstance(stats.get("prompt_eval_count"), int):
+            self.metrics.prompt_tokens.labels(model).inc(stats["prompt_eval_count"])
+        load = stats.get("load_duration")
+        if isinstance(load, int) and load > 1_000_000:  # > 1 ms: a real load, not a warm hit
+            self.metrics.model_load.labels(model).observe(load / 1e9)
+
+    def _busy(self, reason: str) -> web.Response:
+        response = _json_error(503, f"server busy, please try again: {reason}")
+        response.headers["Retry-After"] = str(self.settings.retry_after)
+        return response
+
+    def _done(self, path: str, response: web.StreamResponse) -> web.StreamResponse:
+        self.metrics.requests.labels(path_label(path), str(response.status)).inc()
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Ready when Ollama answers, and the configured model is loaded."""
+        session = request.app[SESSION]
+        base = self.settings.upstream.rstrip("/")
+        timeout = aiohttp.ClientTimeout(total=READY_TIMEOUT)
+        try:
+            async with session.get(base + "/", timeout=timeout) as answer:
+                if answer.status != 200:
+                    return _json_error(503, f"Ollama answered {answer.status}")
+            model = self.settings.ready_model
+            if model is None:
+                return web.json_response({"status": "ready"})
+            async with session.get(base + "/api/ps", timeout=timeout) as answer:
+                loaded = await answer.json() if answer.status == 200 else {}
+        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
+            return _json_error(503, f"Ollama does not answer: {error}")
+        names = {m.get("name") for m in loaded.get("models", [])} | {
+            m.get("model") for m in loaded.get("models", [])
+        }
+        if model in names or f"{model}:latest" in names:
+            return web.json_response({"status": "ready", "model": model})
+        return _json_error(503, f"model {model} is not loaded yet")
+
+
+PROXY = web.AppKey("proxy", Proxy)
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps({"error": message}), content_type="application/json"
+    )
+
+
+def build_app(
+    settings: ProxySettings, registry: CollectorRegistry | None = None
+) -> web.Application:
+    """The proxy as an aiohttp app, with its upstream session owned by the app."""
+    registry = registry or CollectorRegistry()
+    proxy = Proxy(settings, registry)
+    app = web.Application(client_max_size=0)  # bodies are streamed, never buffered
+
+    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+            app[SESSION] = session
+            yield
+
+    app.cleanup_ctx.append(upstream_session)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/healthz", proxy.healthz)
+    app.router.add_get("/readyz", proxy.readyz)
+    for path in sorted(INFERENCE_PATHS):
+        app.router.add_post(path, proxy.inference)
+    app.router.add_route("*", "/{tail:.*}", proxy.passthrough)
+    app[PROXY] = proxy
+    return app
+
+
+async def serve(settings: ProxySettings) -> None:
+    """Serve until cancelled (the CLI cancels on SIGTERM)."""
+    app = build_app(settings)
+    # Cancel a handler when its client disconnects, so a queued request leaves the
+    # queue and a running one closes its upstream connection (Ollama frees the slot).
+    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info(
+            "scaler proxy listening on %s:%d for %s",
+            settings.host,
+            settings.port,
+            settings.upstream,
+        )
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,133 @@
+"""The proxy's metrics: the queue the controller scales on, and what Ollama served.
+
+Labels stay bounded: ``path`` is one of the known Ollama paths or ``other``, ``code``
+an HTTP status, ``model`` only from answers Ollama completed (installed models). No
+prompts, no pod names: Prometheus adds the pod's labels at scrape time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from scaler.proxy.admission import Admission
+
+INFERENCE_PATHS = frozenset(
+    {
+        "/api/generate",
+        "/api/chat",
+        "/api/embed",
+        "/api/embeddings",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/responses",
+    }
+)
+MANAGEMENT_PATHS = frozenset({"/api/pull", "/api/create", "/api/copy", "/api/delete", "/api/push"})
+OTHER_KNOWN_PATHS = frozenset(
+    {"/", "/api/tags", "/api/ps", "/api/show", "/api/version", "/v1/models"}
+)
+LABELLED_PATHS = INFERENCE_PATHS | MANAGEMENT_PATHS | OTHER_KNOWN_PATHS
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_LONG = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
+def path_label(path: str) -> str:
+    return path if path in LABELLED_PATHS else "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyMetrics:
+    requests: Counter
+    rejected: Counter
+    upstream_errors: Counter
+    queue_wait: Histogram
+    time_to_first_token: Histogram
+    duration: Histogram
+    generated_tokens: Counter
+    prompt_tokens: Counter
+    model_load: Histogram
+
+
+def build_metrics(registry: CollectorRegistry, admission: Admission) -> ProxyMetrics:
+    """Create the metrics on ``registry``; the two gauges read ``admission`` live."""
+    queue = Gauge(
+        "ollama_proxy_queue_depth", "Requests waiting for a slot in the proxy.", registry=registry
+    )
+    queue.set_function(lambda: admission.queued)
+    in_flight = Gauge(
+        "ollama_proxy_requests_in_flight",
+        "Inference requests holding one of Ollama's slots.",
+        registry=registry,
+    )
+    in_flight.set_function(lambda: admission.active)
+    slots = Gauge("ollama_proxy_slots", "OLLAMA_NUM_PARALLEL as configured.", registry=registry)
+    slots.set(admission.parallel)
+    metrics = ProxyMetrics(
+        requests=Counter(
+            "ollama_proxy_requests_total",
+            "Requests by path and status code.",
+            ("path", "code"),
+            registry=registry,
+        ),
+        rejected=Counter(
+            "ollama_proxy_rejected_total",
+            "Inference requests refused with 503 because the queue was full.",
+            ("path",),
+            registry=registry,
+        ),
+        upstream_errors=Counter(
+            "ollama_proxy_upstream_errors_total",
+            "Failures talking to Ollama, by kind (connect, mid_stream).",
+            ("kind",),
+            registry=registry,
+        ),
+        queue_wait=Histogram(
+            "ollama_proxy_queue_wait_seconds",
+            "Time inference requests waited for a slot.",
+            ("path",),
+            buckets=_LONG,
+            registry=registry,
+        ),
+        time_to_first_token=Histogram(
+            "ollama_proxy_time_to_first_token_seconds",
+            "From holding a slot to Ollama's first byte (load, prefill, first token).",
+            ("path",),
+            buckets=_LATENCY,
+            registry=registry,
+        ),
+        duration=Histogram(
+            "ollama_proxy_request_duration_seconds",
+            "Whole inference requests, queue wait included.",
+            ("path",),
+            buckets=_LONG,
+            registry=registry,
+        ),
+        generated_tokens=Counter(
+            "ollama_proxy_generated_tokens_total",
+            "Tokens Ollama generated (eval_count of final chunks).",
+            ("model",),
+            registry=registry,
+        ),
+        prompt_tokens=Counter(
+            "ollama_proxy_prompt_tokens_total",
+            "Prompt tokens Ollama evaluated (prompt_eval_count of final chunks).",
+            ("model",),
+            registry=registry,
+        ),
+        model_load=Histogram(
+            "ollama_proxy_model_load_seconds",
+            "Model load time Ollama reported (load_duration), when it loaded one.",
+            ("model",),
+            buckets=_LONG,
+            registry=registry,
+        ),
+    )
+    for path in INFERENCE_PATHS:
+        metrics.rejected.labels(path)
+    for kind in ("connect", "mid_stream"):
+        metrics.upstream_errors.labels(kind)
+    return metrics

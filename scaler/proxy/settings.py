@@ -1,0 +1,47 @@
+"""``scaler proxy`` settings: flags, else ``SCALER_PROXY_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scaler.errors import ConfigError
+
+
+class ProxySettings(BaseSettings):
+    """Where to listen, where Ollama is, and how many requests it may hold."""
+
+    model_config = SettingsConfigDict(env_prefix="SCALER_PROXY_", extra="forbid", frozen=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=11434, ge=0, le=65535, description="the Service points here")
+    upstream: str = Field(
+        default="http://127.0.0.1:11435", pattern=r"^https?://[^\s/]+$", description="Ollama"
+    )
+    management_upstream: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+$",
+        description="where pull/create/copy/delete/push go (the models volume's one writer)",
+    )
+    parallel: int = Field(default=1, ge=1, le=64, description="OLLAMA_NUM_PARALLEL")
+    max_queue: int = Field(default=16, ge=0, le=100_000, description="requests waiting")
+    retry_after: int = Field(default=5, ge=1, description="seconds, sent with a 503")
+    ready_model: str | None = Field(
+        default=None, description="ready only once this model is loaded (/api/ps)"
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds to reach Ollama")
+
+
+def load_proxy_settings(**flags: Any) -> ProxySettings:
+    """Flags that were given win over the environment; errors name key and value."""
+    given: dict[str, Any] = {key: value for key, value in flags.items() if value is not None}
+    try:
+        return ProxySettings(**given)
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']} (got {item.get('input')!r})"
+            for item in error.errors(include_url=False)
+        ]
+        raise ConfigError(problems, source="scaler proxy") from error
