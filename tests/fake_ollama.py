@@ -87,7 +87,8 @@ def _parse(raw: bytes) -> Any:
 
 def make_app(fake: FakeOllama) -> web.Application:
     """A fresh aiohttp app over ``fake``'s state (one per server start)."""
-    app = web.Application(middlewares=[_log_and_render_errors])
+    # Ollama reads bodies of any size (images, long contexts); aiohttp's default is 1 MiB.
+    app = web.Application(middlewares=[_log_and_render_errors], client_max_size=1 << 30)
     app[FAKE] = fake
 
     async def bind(app: web.Application) -> None:
