@@ -180,13 +180,13 @@ async def footprint(targets: int, seconds: float) -> None:
                     peak = max(peak, proc_rss_mib(child.pid))
                 used = proc_cpu_seconds(child.pid) - cpu0
                 wall = time.monotonic() - wall0
-                polls = len(kube.calls("GET", r"/deployments/ollama/scale$"))
+                polls = len(kube.calls("GET", r"/deployments/ollama$"))
                 child.terminate()
                 code = await child.wait()
     print(
         f"footprint with {targets} target(s) at a 1 s poll over {wall:.0f} s: "
         f"{100 * used / wall:.1f} % of a core, peak RSS {peak:.0f} MiB, "
-        f"{polls} scale reads, exit code {code}"
+        f"{polls} Deployment reads, exit code {code}"
     )
 
 

@@ -18,8 +18,11 @@ horizontalpodautoscalers (list). Every request is recorded in ``requests``.
 
 Like the apiserver, one resourceVersion counter covers all objects; a write that
 changes an object bumps it (a no-op write does not); a write that carries a stale
-``metadata.resourceVersion`` gets 409 Conflict. Scaling a Deployment does not create
-or delete pods (there is no deployment controller): tests add pods themselves.
+``metadata.resourceVersion`` gets 409 Conflict. A Deployment's ``scale`` is a view of
+the Deployment, not an object of its own: it serves the Deployment's resourceVersion,
+and any write to the Deployment (spec, status or metadata) changes the scale's.
+Scaling a Deployment does not create or delete pods (there is no deployment
+controller): tests add pods themselves.
 """
 
 from __future__ import annotations
@@ -214,8 +217,12 @@ class FakeKube:
         annotations: dict[str, str] | None = None,
         container: str = "ollama",
         cpu: str | None = "1",
+        selector: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A Deployment selecting ``labels`` (default ``{"app": name}``)."""
+        """A Deployment selecting ``labels`` (default ``{"app": name}``).
+
+        ``selector``: its ``spec.selector`` instead (matchLabels, matchExpressions).
+        """
         obj = objects.deployment(
             namespace,
             name,
@@ -225,6 +232,7 @@ class FakeKube:
             annotations=annotations or {},
             container=container,
             cpu=cpu,
+            selector=selector,
         )
         return self._store("deployments", obj)
 

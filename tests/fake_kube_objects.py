@@ -135,8 +135,13 @@ def deployment(
     annotations: Mapping[str, str],
     container: str,
     cpu: str | None,
+    selector: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An apps/v1 Deployment whose selector is ``matchLabels: labels``."""
+    """An apps/v1 Deployment whose pods carry ``labels``.
+
+    Its ``spec.selector`` is ``selector`` (a LabelSelector), by default
+    ``matchLabels: labels``.
+    """
     resources = {"requests": {"cpu": cpu}} if cpu is not None else {}
     return {
         "kind": "Deployment",
@@ -151,7 +156,7 @@ def deployment(
         },
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": dict(labels)},
+            "selector": dict(selector) if selector else {"matchLabels": dict(labels)},
             "template": {
                 "metadata": {"labels": dict(labels)},
                 "spec": {

@@ -12,7 +12,7 @@ from kubernetes_asyncio.config import ConfigException
 
 from scaler.kube.base import KubeError
 from scaler.kube.calls import call
-from scaler.kube.client import api_client, load_configuration
+from scaler.kube.client import api_client, env_proxy, load_configuration
 from tests.fake_kube import FakeKube
 
 
@@ -101,3 +101,73 @@ async def test_a_wrong_token_is_answered_401_unauthorized(fake: FakeKube, tmp_pa
         with pytest.raises(KubeError, match="Unauthorized") as caught:
             await _replicas(api)
     assert caught.value.status == 401
+
+
+# --- the session, and proxies from the environment ---------------------------------------
+
+
+@pytest.fixture
+def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for scheme in ("HTTP", "HTTPS", "NO", "ALL"):
+        monkeypatch.delenv(f"{scheme}_PROXY", raising=False)
+        monkeypatch.delenv(f"{scheme.lower()}_proxy", raising=False)
+    return monkeypatch
+
+
+async def test_the_session_does_not_read_the_environment_on_each_request(
+    fake: FakeKube, tmp_path: Path
+) -> None:
+    async with api_client(fake.write_kubeconfig(tmp_path / "config")) as api:
+        assert api.rest_client.pool_manager.trust_env is False
+        assert await _replicas(api) == 2
+
+
+async def test_a_proxy_from_the_environment_is_used(
+    fake: FakeKube, tmp_path: Path, no_proxy_variables: pytest.MonkeyPatch
+) -> None:
+    # The apiserver's name does not resolve: only the proxy (the fake) can reach it.
+    kubeconfig = fake.write_kubeconfig(tmp_path / "config")
+    config = yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))
+    config["clusters"][0]["cluster"]["server"] = "http://kubernetes.invalid:6443"
+    kubeconfig.write_text(yaml.safe_dump(config), encoding="utf-8")
+    no_proxy_variables.setenv("HTTP_PROXY", fake.url)
+    async with api_client(kubeconfig) as api:
+        assert api.rest_client.proxy == fake.url
+        assert await _replicas(api) == 2
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        pytest.param({}, None, id="none"),
+        pytest.param({"HTTPS_PROXY": "http://proxy:3128"}, "http://proxy:3128", id="https"),
+        pytest.param(
+            {"HTTPS_PROXY": "http://u:p@proxy:3128"}, "http://u:p@proxy:3128", id="credentials"
+        ),
+        pytest.param({"HTTP_PROXY": "http://proxy:3128"}, None, id="only-for-http"),
+        pytest.param(
+            {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "kube.example,10.0.0.0/8"},
+            None,
+            id="no-proxy",
+        ),
+    ],
+)
+def test_the_proxy_the_environment_names_for_the_apiserver(
+    no_proxy_variables: pytest.MonkeyPatch, variables: dict[str, str], expected: str | None
+) -> None:
+    for name, value in variables.items():
+        no_proxy_variables.setenv(name, value)
+    assert env_proxy("https://kube.example:6443") == expected
+
+
+async def test_a_kubeconfig_proxy_url_wins_over_the_environment(
+    fake: FakeKube, tmp_path: Path, no_proxy_variables: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = fake.write_kubeconfig(tmp_path / "config")
+    config = yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))
+    config["clusters"][0]["cluster"]["proxy-url"] = fake.url
+    kubeconfig.write_text(yaml.safe_dump(config), encoding="utf-8")
+    no_proxy_variables.setenv("HTTP_PROXY", "http://elsewhere.invalid:3128")
+    async with api_client(kubeconfig) as api:
+        assert api.rest_client.proxy == fake.url
+        assert await _replicas(api) == 2

@@ -1,34 +1,32 @@
 """The ``Actuator`` on kubernetes-asyncio: read a Deployment, scale it, record Events.
 
 Scaling goes through the Deployment's ``scale`` subresource, as the HPA's does: it is
-the one thing RBAC has to allow (``deployments/scale``: get, patch), and a write to it
-cannot touch the rest of the Deployment.
+the one write RBAC has to allow (``deployments/scale``: get, patch), and a write to it
+cannot touch the rest of the Deployment. ``observe`` reads the Deployment itself rather
+than also its scale: the scale is a view of the Deployment's ``spec.replicas``,
+``status.replicas`` and ``spec.selector``, with the same resourceVersion, so the
+Deployment's resourceVersion is the precondition of the next scale PATCH.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from kubernetes_asyncio.client import (
-    ApiClient,
-    AppsV1Api,
-    AutoscalingV2Api,
-    CoreV1Api,
-    EventsV1Api,
-    V1Deployment,
-    V1Scale,
-    V2HorizontalPodAutoscaler,
-)
+from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api, EventsV1Api, V1Scale
 
 from scaler.kube.base import Conflict, KubeError, Workload
-from scaler.kube.calls import call
+from scaler.kube.calls import call, call_json
+from scaler.kube.hpas import HPA_REFRESH, HpaCache
 from scaler.kube.microtime import micro_time
-from scaler.kube.pods import pod_from_v1
+from scaler.kube.pods import pod_from_json
+from scaler.kube.selector import label_selector
 from scaler.policy import Pod
 
 SCALE_ATTEMPTS = 3
@@ -39,15 +37,25 @@ EVENT_ACTION = "Scale"
 """``action`` of every Event: all of them are about scaling the Deployment."""
 _NOTE_LIMIT = 1024  # events.k8s.io/v1 rejects a longer note
 
-T = TypeVar("T")
-
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
     """What the last observe or scale learned about a Deployment, for the next call."""
 
     uid: str | None
-    version: str | None  # the scale's resourceVersion, the precondition of our next PATCH
+    version: str | None  # the Deployment's (= its scale's) resourceVersion, for the next PATCH
+
+
+@dataclass(frozen=True, slots=True)
+class _Deployment:
+    """The fields of a Deployment that ``observe`` reads."""
+
+    spec_replicas: int
+    status_replicas: int
+    selector: str  # spec.selector as a labelSelector string, as its scale's status.selector
+    annotations: dict[str, str]
+    uid: str | None
+    version: str | None  # metadata.resourceVersion, which its scale subresource shares
 
 
 class KubeActuator:
@@ -58,6 +66,9 @@ class KubeActuator:
     (None: all containers, as an HPA without a container metric does).
     ``instance``: ``reportingInstance`` of Events (default: this host's name, which
     in a pod is the pod's name).
+    ``hpa_refresh``: seconds between two lists of a namespace's HPAs, shared by all
+    targets in it (see ``scaler.kube.hpas``): an HPA created meanwhile is reported
+    within that time. ``clock``: monotonic seconds, for that period (injectable).
     """
 
     def __init__(
@@ -67,51 +78,61 @@ class KubeActuator:
         request_timeout: float,
         container: str | None = None,
         instance: str | None = None,
+        hpa_refresh: float = HPA_REFRESH,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._apps = AppsV1Api(api_client)
         self._core = CoreV1Api(api_client)
-        self._autoscaling = AutoscalingV2Api(api_client)
         self._events = EventsV1Api(api_client)
+        self._hpas = HpaCache(
+            api_client, request_timeout=request_timeout, refresh=hpa_refresh, clock=clock
+        )
         self._timeout = request_timeout
         self._container = container
         self._instance = instance or socket.gethostname()
         self._seen: dict[tuple[str, str], _Seen] = {}
 
     async def observe(self, namespace: str, deployment: str) -> Workload:
-        """The Deployment's scale, pods, annotations and any HPA targeting it.
+        """The Deployment's replicas, pods, annotations and any HPA targeting it.
 
-        The Deployment, its scale (then the pods its selector matches) and the HPAs
-        are read concurrently, each call within ``request_timeout``.
+        Two requests, one after the other: the Deployment, then the pods its
+        ``spec.selector`` matches, each within ``request_timeout``. The HPAs come from
+        the namespace's shared list; when that is due for a refresh, it is listed
+        meanwhile. Both reads skip kubernetes-asyncio's models (they were most of
+        ``scaler run``'s CPU): the JSON goes straight to our types.
         """
-        read, scaled, hpa = await asyncio.gather(
-            self._read_deployment(namespace, deployment),
-            self._read_scale_and_pods(namespace, deployment),
-            self._conflicting_hpa(namespace, deployment),
-            return_exceptions=True,
+        hpas = self._hpas.lookup(namespace)
+        found = await self._read_deployment(namespace, deployment)
+        if not found.selector:  # an empty selector would match every pod in the namespace
+            raise KubeError(f"deployment {namespace}/{deployment}: its spec.selector is empty")
+        pods = await call_json(
+            f"list pods of deployment {namespace}/{deployment} ({found.selector})",
+            self._core.list_namespaced_pod(
+                namespace, label_selector=found.selector, _preload_content=False
+            ),
+            timeout=self._timeout,
+            decode=self._pods,
         )
-        # All three have finished; the first failure in this order wins.
-        found = _unwrap(read)
-        scale, pods = _unwrap(scaled)
-        conflicting_hpa = _unwrap(hpa)
-        metadata = found.metadata
-        self._seen[(namespace, deployment)] = _Seen(
-            metadata.uid if metadata else None,
-            scale.metadata.resource_version if scale.metadata else None,
-        )
+        conflicting_hpa = (await asyncio.shield(hpas)).get(deployment)
+        self._seen[(namespace, deployment)] = _Seen(found.uid, found.version)
         return Workload(
-            spec_replicas=(scale.spec.replicas if scale.spec else None) or 0,
-            status_replicas=scale.status.replicas if scale.status else 0,
+            spec_replicas=found.spec_replicas,
+            status_replicas=found.status_replicas,
             pods=pods,
-            annotations=dict((metadata.annotations if metadata else None) or {}),
+            annotations=found.annotations,
             conflicting_hpa=conflicting_hpa,
         )
 
-    async def _read_deployment(self, namespace: str, deployment: str) -> V1Deployment:
-        return await call(
+    async def _read_deployment(self, namespace: str, deployment: str) -> _Deployment:
+        return await call_json(
             f"read deployment {namespace}/{deployment}",
-            self._apps.read_namespaced_deployment(deployment, namespace),
+            self._apps.read_namespaced_deployment(deployment, namespace, _preload_content=False),
             timeout=self._timeout,
+            decode=_deployment,
         )
+
+    def _pods(self, listed: Mapping[str, Any]) -> tuple[Pod, ...]:
+        return tuple(pod_from_json(p, container=self._container) for p in listed.get("items") or ())
 
     async def _read_scale(self, namespace: str, deployment: str) -> V1Scale:
         return await call(
@@ -120,35 +141,12 @@ class KubeActuator:
             timeout=self._timeout,
         )
 
-    async def _read_scale_and_pods(
-        self, namespace: str, deployment: str
-    ) -> tuple[V1Scale, tuple[Pod, ...]]:
-        scale = await self._read_scale(namespace, deployment)
-        selector = scale.status.selector if scale.status else None
-        if not selector:  # an empty selector would match every pod in the namespace
-            raise KubeError(f"deployment {namespace}/{deployment}: its scale has no selector")
-        listed = await call(
-            f"list pods of deployment {namespace}/{deployment} ({selector})",
-            self._core.list_namespaced_pod(namespace, label_selector=selector),
-            timeout=self._timeout,
-        )
-        pods = tuple(pod_from_v1(pod, container=self._container) for pod in listed.items or [])
-        return scale, pods
-
-    async def _conflicting_hpa(self, namespace: str, deployment: str) -> str | None:
-        listed = await call(
-            f"list horizontalpodautoscalers in {namespace}",
-            self._autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace),
-            timeout=self._timeout,
-        )
-        names = sorted(hpa.metadata.name for hpa in listed.items or [] if _targets(hpa, deployment))
-        return names[0] if names else None
-
     async def scale(self, namespace: str, deployment: str, replicas: int) -> None:
         """Set ``spec.replicas`` through the scale subresource.
 
-        The PATCH carries the resourceVersion last seen (by ``observe`` or the last
-        scale), so a scale changed meanwhile answers 409; then the scale is read again
+        The PATCH carries the resourceVersion last seen (the Deployment's, by ``observe``,
+        which its scale shares; or the last scale's), so a Deployment changed meanwhile
+        (any write, status included) answers 409; then the scale is read again
         and the PATCH retried on that fresh version, ``SCALE_ATTEMPTS`` times in all
         before Conflict. 403 raises Forbidden, 404 NotFound, other failures KubeError.
         """
@@ -215,19 +213,17 @@ class KubeActuator:
         )
 
 
-def _unwrap(result: T | BaseException) -> T:
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
-def _targets(hpa: V2HorizontalPodAutoscaler, deployment: str) -> bool:
-    """Whether the HPA scales this Deployment (apps group, or no group given)."""
-    ref = hpa.spec.scale_target_ref if hpa.spec else None
-    if ref is None:
-        return False
-    group = (ref.api_version or "").rpartition("/")[0]  # "apps/v1" → "apps", "v1" → ""
-    return ref.kind == "Deployment" and ref.name == deployment and group in ("apps", "")
+def _deployment(obj: Mapping[str, Any]) -> _Deployment:
+    """An apps/v1 Deployment's JSON, read as its scale subresource would serve it."""
+    metadata, spec, status = obj["metadata"], obj["spec"], obj.get("status") or {}
+    return _Deployment(
+        spec_replicas=spec.get("replicas") or 0,
+        status_replicas=status.get("replicas") or 0,  # left out when 0
+        selector=label_selector(spec.get("selector")),
+        annotations=dict(metadata.get("annotations") or {}),
+        uid=metadata.get("uid"),
+        version=metadata.get("resourceVersion"),
+    )
 
 
 def _event_name(deployment: str) -> str:

@@ -4,14 +4,17 @@ kubernetes-asyncio raises ``ApiException`` for HTTP errors, aiohttp's errors for
 connection trouble, and ``ValueError`` when a response fails its model validation;
 callers of ``scaler.kube`` only ever see ``KubeError`` and its subclasses, with the
 library's error chained as ``__cause__``.
+
+``call_json`` is the cheap path for the reads ``observe`` makes every poll: the JSON
+body decoded by the caller, without kubernetes-asyncio's generated models.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -37,6 +40,36 @@ async def call(what: str, request: Awaitable[T], *, timeout: float) -> T:
         raise KubeError(f"{what}: no answer within {timeout:g} s") from err
     except (aiohttp.ClientError, ValueError) as err:
         raise KubeError(f"{what}: {type(err).__name__}: {err}") from err
+
+
+async def call_json(
+    what: str, request: Awaitable[Any], *, timeout: float, decode: Callable[[Any], T]
+) -> T:
+    """``call`` for a request made with ``_preload_content=False``: ``decode`` of its JSON.
+
+    With ``_preload_content=False``, kubernetes-asyncio (checked with 36.x) returns the
+    raw ``aiohttp.ClientResponse``: its body unread, its status unchecked, its
+    connection still held. Here the body is read and the response released (the
+    connection closed instead if the read was cut short), all within ``timeout``; an
+    error status raises the ``ApiException`` the library would have raised, so the
+    errors are those of ``call``. A malformed answer (``decode`` raises ValueError,
+    TypeError, KeyError or AttributeError) is a KubeError too.
+    """
+    return await call(what, _read_json(request, decode), timeout=timeout)
+
+
+async def _read_json(request: Awaitable[Any], decode: Callable[[Any], T]) -> T:
+    response = await request
+    async with response:
+        data = await response.read()
+    if not 200 <= response.status <= 299:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body, error.headers = data, response.headers  # what http_resp= would set
+        raise error
+    try:
+        return decode(json.loads(data))
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"malformed answer: {type(err).__name__}: {err}") from err
 
 
 def api_error(what: str, err: ApiException) -> KubeError:

@@ -7,6 +7,10 @@ Where the configuration comes from, first match wins (controller-runtime's order
 3. in-cluster: ``KUBERNETES_SERVICE_HOST``/``_PORT`` are set, and the service account's
    token and CA certificate are mounted (what ``scaler run`` uses in its pod);
 4. ``~/.kube/config``.
+
+The client's aiohttp session does not consult the environment on each request (see
+``api_client``); a proxy that ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` name for the
+apiserver is resolved once, when the client is made.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import ConfigException, load_kube_config
 from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
+from yarl import URL
 
 from scaler.kube.base import KubeError
 
@@ -91,8 +98,45 @@ async def api_client(
     configuration = await load_configuration(
         kubeconfig, context=context, environ=environ, service_account_dir=service_account_dir
     )
+    if configuration.proxy is None and configuration.host:  # a kubeconfig's proxy-url wins
+        configuration.proxy = env_proxy(configuration.host)
     client = ApiClient(configuration)
+    _trust_no_env(client)
     try:
         yield client
     finally:
         await client.close()
+
+
+def env_proxy(host: str) -> str | None:
+    """The proxy the environment names for the apiserver at ``host`` (with its
+    credentials), by aiohttp's own rules for ``trust_env``; None for a direct line.
+    """
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(host))
+    except LookupError:  # none set for the scheme, or NO_PROXY covers the host
+        return None
+    if auth is not None:
+        proxy = proxy.with_user(auth.login).with_password(auth.password)
+    return str(proxy)
+
+
+def _trust_no_env(client: ApiClient) -> None:
+    """Swap the client's session for one with ``trust_env=False``, on the same connector.
+
+    kubernetes-asyncio opens its session with ``trust_env=True``, so aiohttp looks up
+    ``~/.netrc`` and the proxy variables in a worker thread on every request: two
+    thread hops per call, which cost ``scaler run`` more CPU than the calls themselves
+    (100 targets polled each second: 18 % of a core instead of 11 %). The proxy is
+    resolved once instead (``env_proxy``). netrc credentials never helped: the
+    apiserver's credentials travel in the Authorization header, and aiohttp refuses
+    to add netrc ones beside it.
+    """
+    rest = client.rest_client
+    shared: aiohttp.ClientSession = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=shared.connector,
+        trust_env=False,
+        read_bufsize=2**21,  # as kubernetes-asyncio's: for large objects
+    )
+    shared.detach()  # closed, without closing the connector the new session now owns

@@ -1,4 +1,8 @@
-"""Kubernetes pods (kubernetes-asyncio ``V1Pod``) as the policy engine's ``Pod``.
+"""Kubernetes pods, as the apiserver's JSON, as the policy engine's ``Pod``.
+
+The pods come straight from the JSON of a pod list, not through kubernetes-asyncio's
+generated models: building ``V1Pod`` objects (and parsing every timestamp with
+dateutil) cost most of ``scaler run``'s CPU with many targets.
 
 Times become unix seconds; CPU requests become cores, summed over the containers the
 way the HPA's ``calculatePodRequests`` does: whole millicores per container (a
@@ -9,61 +13,71 @@ counted container has no CPU request (the HPA then cannot compute utilization).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
-
-from kubernetes_asyncio.client import V1Pod, V1PodSpec
+from typing import Any
 
 from scaler.policy import Pod, PodPhase
 from scaler.quantity import parse_quantity
 
 
-def pod_from_v1(pod: V1Pod, *, container: str | None = None) -> Pod:
-    """The engine's view of ``pod``; ``container`` counts only that container's request."""
-    metadata, status = pod.metadata, pod.status
+def pod_from_json(obj: Mapping[str, Any], *, container: str | None = None) -> Pod:
+    """The engine's view of the pod ``obj``; ``container`` counts only that container's request.
+
+    Raises ValueError on a timestamp that is not RFC 3339.
+    """
+    metadata = obj.get("metadata") or {}
+    status = obj.get("status") or {}
     ready: bool | None = None
     ready_transition: float | None = None
-    for condition in (status.conditions if status else None) or []:
-        if condition.type == "Ready":
-            ready = condition.status == "True"  # "Unknown" counts as not ready, as in HPA
-            ready_transition = unix_seconds(condition.last_transition_time)
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Ready":
+            ready = condition.get("status") == "True"  # "Unknown" is not ready, as in HPA
+            ready_transition = unix_seconds(condition.get("lastTransitionTime"))
     return Pod(
-        name=metadata.name if metadata else "",
-        phase=_phase(status.phase if status else None),
+        name=metadata.get("name") or "",
+        phase=_phase(status.get("phase")),
         ready=ready,
         ready_transition_time=ready_transition,
-        start_time=unix_seconds(status.start_time if status else None),
-        deleting=bool(metadata and metadata.deletion_timestamp is not None),
-        request=cpu_request(pod.spec, container=container),
+        start_time=unix_seconds(status.get("startTime")),
+        deleting=metadata.get("deletionTimestamp") is not None,
+        request=cpu_request(obj.get("spec"), container=container),
     )
 
 
-def cpu_request(spec: V1PodSpec | None, *, container: str | None = None) -> float | None:
+def cpu_request(spec: Mapping[str, Any] | None, *, container: str | None = None) -> float | None:
     """Summed CPU requests in cores of the (named) containers; None if one lacks it.
 
     Also None when no container is counted (``container`` names none of them) or a
     request is not a quantity we can read.
     """
-    counted = [c for c in (spec.containers if spec else None) or [] if container in (None, c.name)]
+    containers = (spec.get("containers") if spec else None) or ()
+    counted = [c for c in containers if container in (None, c.get("name"))]
     if not counted:
         return None
     millicores = 0
     for item in counted:
-        requests = item.resources.requests if item.resources else None
-        value = (requests or {}).get("cpu")
+        requests = (item.get("resources") or {}).get("requests") or {}
+        value = requests.get("cpu")
         if value is None:
             return None
         try:
-            cores = parse_quantity(value)
+            cores = parse_quantity(str(value))  # a quantity is a string on the wire
         except ValueError:
             return None
         millicores += math.ceil(round(cores * 1000, 6))
     return millicores / 1000
 
 
-def unix_seconds(moment: datetime | None) -> float | None:
-    """A timestamp from the API as unix seconds (a naive one is taken as UTC)."""
-    if moment is None:
+def unix_seconds(text: str | None) -> float | None:
+    """An RFC 3339 timestamp from the API as unix seconds (without offset: UTC).
+
+    ``Time`` is ``2026-01-01T12:00:00Z``, ``MicroTime`` has six fractional digits;
+    ``datetime.fromisoformat`` reads both, and cuts a longer fraction to microseconds.
+    """
+    if text is None:
         return None
+    moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -156,7 +156,10 @@ def build_app(
     app = web.Application(client_max_size=0)  # bodies are streamed, never buffered
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
+        # One fresh loopback connection per request: a pooled keep-alive connection
+        # that Ollama closed meanwhile would fail a POST we cannot replay, and closing
+        # the connection is how a cancelled request tells Ollama to free its slot.
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
             app[SESSION] = session
             yield

@@ -1,0 +1,99 @@
+"""10,000 mixed requests through the proxy, with clients giving up at random and
+Ollama failing now and then. Afterwards nothing may be left over: no queued request,
+no request in flight, no slot held in Ollama, and every request accounted for."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import httpx
+
+from scaler.proxy.app import PROXY, build_app
+from scaler.proxy.settings import ProxySettings
+from tests.fake_ollama import running_fake_ollama
+from tests.threaded_server import serve_in_thread
+
+REQUESTS = 10_000
+CONCURRENCY = 48
+MODEL = "llama3.2"
+
+
+def _request(kind: str) -> tuple[str, str, dict[str, object] | None]:
+    messages = [{"role": "user", "content": "hi"}]
+    return {
+        "chat-stream": ("POST", "/api/chat", {"model": MODEL, "messages": messages}),
+        "generate": ("POST", "/api/generate", {"model": MODEL, "prompt": "x", "stream": False}),
+        "openai-stream": (
+            "POST",
+            "/v1/chat/completions",
+            {"model": MODEL, "messages": messages, "stream": True},
+        ),
+        "tags": ("GET", "/api/tags", None),
+    }[kind]
+
+
+async def _one(http: httpx.AsyncClient, url: str, kind: str, give_up: float | None) -> str:
+    method, path, body = _request(kind)
+
+    async def call() -> str:
+        async with http.stream(method, url + path, json=body) as response:
+            async for _ in response.aiter_bytes():
+                pass
+            return str(response.status_code)
+
+    if give_up is None:
+        try:
+            return await call()
+        except httpx.HTTPError as error:  # a stream Ollama broke off
+            return type(error).__name__
+    try:
+        return await asyncio.wait_for(call(), give_up)
+    except TimeoutError:
+        return "gave-up"
+    except httpx.HTTPError as error:
+        return type(error).__name__
+
+
+async def test_ten_thousand_mixed_requests_leave_nothing_behind() -> None:
+    rng = random.Random(2026)
+    kinds = ["chat-stream"] * 5 + ["generate"] * 2 + ["openai-stream"] * 2 + ["tags"]
+    with running_fake_ollama(slots=2, tokens=4, tokens_per_second=4000) as fake:
+        settings = ProxySettings(upstream=fake.url, parallel=2, max_queue=8)
+        app = build_app(settings)
+        proxy = app[PROXY]
+        with serve_in_thread(app, handler_cancellation=True) as url:
+            limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=16)
+            gate = asyncio.Semaphore(CONCURRENCY)
+            outcomes: Counter[str] = Counter()
+
+            async def run(index: int, kind: str, give_up: float | None) -> None:
+                async with gate:
+                    if index % 250 == 0:
+                        fake.fail_next(1, status=500, error="injected failure")
+                    if index % 250 == 125:
+                        fake.die_next(after_tokens=2)
+                    outcomes[await _one(http, url, kind, give_up)] += 1
+
+            async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+                plan = [
+                    (rng.choice(kinds), rng.uniform(0.0, 0.02) if rng.random() < 0.1 else None)
+                    for _ in range(REQUESTS)
+                ]
+                await asyncio.gather(*(run(i, k, g) for i, (k, g) in enumerate(plan)))
+
+            deadline = asyncio.get_running_loop().time() + 10
+            while asyncio.get_running_loop().time() < deadline:
+                stats = fake.stats()
+                if (proxy.admission.active, proxy.admission.queued, stats.active) == (0, 0, 0):
+                    break
+                await asyncio.sleep(0.05)
+            stats = fake.stats()
+    assert sum(outcomes.values()) == REQUESTS
+    assert (proxy.admission.active, proxy.admission.queued) == (0, 0)
+    assert (stats.active, stats.waiting, stats.loading) == (0, 0, 0)
+    assert stats.max_active_seen <= 2
+    assert outcomes["200"] > REQUESTS // 2
+    assert outcomes["gave-up"] > 0 and outcomes["503"] > 0 and outcomes["500"] > 0
+    assert stats.died > 0
