@@ -1,7 +1,7 @@
 """``scaler run``: reaction time and footprint, with real parts.
 
 Run:
-  .venv/bin/python -m benchmarks.bench_controller reaction [--trials 20]
+  .venv/bin/python -m benchmarks.bench_controller reaction [--trials 20] [--direct]
   .venv/bin/python -m benchmarks.bench_controller footprint [--targets 1] [--seconds 30]
 
 Both start a real Prometheus (Debian's, 1 s scrape) scraping a steerable exporter, and
@@ -11,7 +11,8 @@ the real clients.
 - reaction: the exporter's queue gauge steps from 0 to 8; the time until the fake
   API receives the PATCH of the scale subresource, over ``--trials`` steps (the
   controller polls every 1 s; the policy lets it scale at once and back down at
-  once between trials). Goal: p95 <= 3 s.
+  once between trials). Goal: p95 <= 3 s; with ``--direct`` (the controller reads
+  the pods' proxies, here stand-ins on 127.0.0.50-51), p95 <= 1 s.
 - footprint: ``scaler run`` as a child process with ``--targets`` targets (2 pods
   each) at a 1 s poll for ``--seconds``; its CPU time (utime + stime from /proc) over
   the wall time, and its peak resident memory. Goals: RSS <= 100 MiB; <= 2 % of a
@@ -38,6 +39,9 @@ from scaler.controller.app import serving
 from tests.exporter import Exporter, running_exporter
 from tests.fake_kube import FakeKube
 from tests.prometheus_server import prometheus_server, scrape_job, wait_for
+from tests.proxy_stand_ins import stand_ins
+
+SERIES = ["ollama_proxy_queue_depth", "ollama_proxy_requests_in_flight"]
 
 INSTANT = {
     "scaleUp": {"policies": [{"type": "Pods", "value": 100, "periodSeconds": 1}]},
@@ -85,10 +89,13 @@ def config(prometheus: str, namespaces: list[str], **top: Any) -> dict[str, Any]
     }
 
 
-def seed(kube: FakeKube, exporter: Exporter, namespace: str) -> None:
+def seed(
+    kube: FakeKube, exporter: Exporter, namespace: str, *, ips: list[str] | None = None
+) -> None:
     kube.add_deployment(namespace, "ollama", replicas=2)
     for i in range(2):
-        kube.add_pod(namespace, f"ollama-{i}", labels={"app": "ollama"})
+        ip = ips[i] if ips else None
+        kube.add_pod(namespace, f"ollama-{i}", labels={"app": "ollama"}, ip=ip)
         exporter.set_queue_depth(f"ollama-{i}", 0, namespace=namespace)
         exporter.set_cpu_seconds(f"ollama-{i}", 0.0, namespace=namespace, container="ollama")
 
@@ -110,14 +117,25 @@ async def wait(check: Any, timeout: float, poll: float = 0.005) -> float:
     raise TimeoutError("no reaction")
 
 
-async def reaction(trials: int) -> None:
+async def reaction(trials: int, *, direct: bool) -> None:
+    """Step the queue, time the PATCH. ``direct``: the controller reads the pods'
+    proxies (stand-ins on 127.0.0.50+) with Prometheus as the fallback."""
     with tempfile.TemporaryDirectory() as tmp, running_exporter() as exporter:
         job = scrape_job("exporter", exporter.target)
         with prometheus_server(Path(tmp) / "p", scrape_configs=[job], scrape_interval=1.0) as p:
             wait_for(p, 'up{job="exporter"} == 1')
-            async with FakeKube() as kube:
-                seed(kube, exporter, "bench")
-                settings = parse_config(config(p.url, ["bench"]))
+            async with FakeKube() as kube, stand_ins(2, first_ip=50) as (proxies, urls):
+                port = int(urls[0].rsplit(":", 1)[1].split("/")[0])
+                seed(kube, exporter, "bench", ips=[f"127.0.0.{50 + i}" for i in range(2)])
+                data = config(p.url, ["bench"])
+                if direct:
+                    data["targets"][0]["metrics"][0]["direct"] = {"port": port, "series": SERIES}
+
+                def step(value: float) -> None:
+                    exporter.set_queue_depth("ollama-0", value, namespace="bench")
+                    proxies[0].queue.set(value)
+
+                settings = parse_config(data)
                 kubeconfig = str(kube.write_kubeconfig(Path(tmp) / "kubeconfig"))
                 async with serving(settings, kubeconfig=kubeconfig) as (service, _):
                     await wait(lambda: service.controller.ticks >= 3, 30)
@@ -125,20 +143,23 @@ async def reaction(trials: int) -> None:
                     phase = random.Random(7)
                     for _ in range(trials):
                         done = len(patches(kube, "bench"))
-                        exporter.set_queue_depth("ollama-0", 8, namespace="bench")
+                        step(8)
                         stepped = time.monotonic()
                         seen = await wait(lambda n=done: len(patches(kube, "bench")) > n, 30)
                         times.append(seen - stepped)
-                        exporter.set_queue_depth("ollama-0", 0, namespace="bench")
+                        step(0)
                         await wait(lambda n=done: len(patches(kube, "bench")) > n + 1, 30)
                         # Step at a random phase of the scrape and poll cycles.
                         await asyncio.sleep(phase.uniform(0.0, 1.0))
+                    reads = service.metrics.metric_reads
+                    direct_reads = reads.labels("bench", "ollama", "queue", "direct")._value.get()
     times.sort()
     p95 = times[max(0, int(0.95 * len(times) + 0.5) - 1)]
+    path = f"direct from the proxies ({direct_reads:.0f} direct reads)" if direct else "Prometheus"
     print(
-        f"reaction over {len(times)} steps: p50 {statistics.median(times):.2f} s, "
+        f"reaction over {len(times)} steps via {path}: p50 {statistics.median(times):.2f} s, "
         f"p95 {p95:.2f} s, min {times[0]:.2f} s, max {times[-1]:.2f} s "
-        "(exporter step -> PATCH at the API; 1 s scrape, 1 s poll)"
+        "(step -> PATCH at the API; 1 s scrape, 1 s poll)"
     )
 
 
@@ -195,12 +216,13 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     r = sub.add_parser("reaction")
     r.add_argument("--trials", type=int, default=20)
+    r.add_argument("--direct", action="store_true", help="read the proxies directly")
     f = sub.add_parser("footprint")
     f.add_argument("--targets", type=int, default=1)
     f.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     if args.what == "reaction":
-        asyncio.run(reaction(args.trials))
+        asyncio.run(reaction(args.trials, direct=args.direct))
     else:
         asyncio.run(footprint(args.targets, args.seconds))
 

@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from scaler.config_models import (
     BehaviorConfig,
+    DirectConfig,
     MetricConfig,
     PolicyConfig,
     RulesConfig,
@@ -197,6 +198,7 @@ _KNOWN_KEYS = {
         TargetValueConfig,
         MetricConfig,
         TargetConfig,
+        DirectConfig,
         FallbackConfig,
         LeaderElectionConfig,
         ScalerConfig,

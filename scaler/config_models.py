@@ -125,6 +125,19 @@ _TARGET_FIELDS = {
 }
 
 
+class DirectConfig(StrictModel):
+    """Read the pods' proxies themselves each poll, with the query as the fallback.
+
+    The value is the sum of ``series`` over every ready pod's ``http://POD_IP:port``
+    ``path``: no scrape interval in between. If any ready pod cannot be read, the
+    poll uses the Prometheus ``query`` instead.
+    """
+
+    port: int = Field(ge=1, le=65535)
+    path: str = Field(default="/metrics", pattern=r"^/")
+    series: list[str] = Field(min_length=1)
+
+
 class MetricConfig(StrictModel):
     """One metric: a PromQL query and the target it is held to.
 
@@ -138,6 +151,15 @@ class MetricConfig(StrictModel):
     query: str = Field(min_length=1, description="PromQL, evaluated each poll")
     target: TargetValueConfig
     resource: str = "cpu"
+    direct: DirectConfig | None = None
+
+    @model_validator(mode="after")
+    def _direct_only_for_external(self) -> MetricConfig:
+        if self.direct is not None and self.type is not SourceType.EXTERNAL:
+            raise ValueError(
+                f"direct reads sum over pods: only for External, not {self.type.value}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _target_allowed_for_source(self) -> MetricConfig:

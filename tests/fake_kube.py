@@ -248,6 +248,7 @@ class FakeKube:
         start_time: datetime | None = objects.EPOCH,
         containers: dict[str, str | None] | None = None,
         deleting: bool = False,
+        ip: str | None = None,
     ) -> dict[str, Any]:
         """A Pod; ``containers`` maps names to CPU requests (default ``ollama: "1"``)."""
         obj = objects.pod(
@@ -260,6 +261,7 @@ class FakeKube:
             start_time=start_time,
             containers={"ollama": "1"} if containers is None else containers,
             deleting=deleting,
+            ip=ip,
         )
         return self._store("pods", obj)
 

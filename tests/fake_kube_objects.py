@@ -182,6 +182,7 @@ def pod(
     start_time: datetime | None,
     containers: Mapping[str, str | None],
     deleting: bool,
+    ip: str | None = None,
 ) -> dict[str, Any]:
     """A core/v1 Pod; ``containers`` maps each container's name to its CPU request."""
     metadata: dict[str, Any] = {
@@ -194,6 +195,9 @@ def pod(
         metadata["deletionTimestamp"] = time_str(EPOCH)
         metadata["deletionGracePeriodSeconds"] = 30
     status: dict[str, Any] = {"phase": phase}
+    if ip is not None:
+        status["podIP"] = ip
+        status["podIPs"] = [{"ip": ip}]
     if start_time is not None:
         status["startTime"] = time_str(start_time)
     if ready is not None:

@@ -24,6 +24,7 @@ from scaler.controller.app import serving
 from tests.exporter import Exporter
 from tests.fake_kube import FakeKube
 from tests.prometheus_server import PrometheusServer
+from tests.proxy_stand_ins import stand_ins
 
 SCALE = r"/namespaces/{ns}/deployments/ollama/scale$"
 
@@ -297,3 +298,44 @@ async def _start_cli(tmp_path: Path, config: ScalerConfig, kubeconfig: str) -> A
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+
+async def test_the_fast_path_reads_the_proxies_and_falls_back_to_prometheus(
+    kube: FakeKube,
+    exporter: Exporter,
+    exporter_namespace: str,
+    scraped_prometheus: PrometheusServer,
+    tmp_path: Path,
+) -> None:
+    ns = exporter_namespace
+    async with stand_ins(2, first_ip=40) as (proxies, urls):
+        port = int(urls[0].rsplit(":", 1)[1].split("/")[0])
+        kube.add_deployment(ns, "ollama", replicas=2)
+        for i in range(2):
+            kube.add_pod(ns, f"ollama-{i}", labels={"app": "ollama"}, ip=f"127.0.0.{40 + i}")
+            exporter.set_queue_depth(f"ollama-{i}", 0, namespace=ns)
+            exporter.set_in_flight(f"ollama-{i}", 0, namespace=ns)
+        data = _config(scraped_prometheus.url, ns)
+        data["targets"][0]["metrics"][0]["direct"] = {
+            "port": port,
+            "series": ["ollama_proxy_queue_depth", "ollama_proxy_requests_in_flight"],
+        }
+        config = parse_config(data)
+        kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
+        async with serving(config, kubeconfig=kubeconfig) as (service, _):
+            reads = service.metrics.metric_reads
+            await _until(
+                lambda: reads.labels(ns, "ollama", "queue", "direct")._value.get() >= 2,
+                what="direct reads",
+            )
+            proxies[0].queue.set(7)  # Prometheus never sees this: only the proxy knows
+            proxies[1].in_flight.set(1)
+            await _until(lambda: _patched(kube, ns), what="a patch from the direct reading")
+            assert _patched(kube, ns)[0] == 4
+            # A proxy that cannot be read: the poll falls back to Prometheus.
+            proxies[1].status = 503
+            before = reads.labels(ns, "ollama", "queue", "prometheus")._value.get()
+            await _until(
+                lambda: reads.labels(ns, "ollama", "queue", "prometheus")._value.get() > before,
+                what="the Prometheus fallback",
+            )

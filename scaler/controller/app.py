@@ -32,6 +32,7 @@ from scaler.kube.client import api_client
 from scaler.kube.leader import LeaderElector
 from scaler.logs import FIELDS
 from scaler.sources.prometheus import PrometheusSource
+from scaler.sources.proxies import ProxyScraper
 
 log = logging.getLogger("scaler.run")
 
@@ -116,6 +117,7 @@ async def serving(
             session, config.prometheus_url, timeout=config.timeout, staleness=config.staleness
         )
         actuator = KubeActuator(api, request_timeout=KUBE_REQUEST_TIMEOUT)
+        direct = ProxyScraper(session, timeout=config.timeout / 2)
         elector = _elector(config, api, metrics)
         is_leader: Callable[[], bool] = _always if elector is None else lambda: elector.is_leader
         if elector is None:
@@ -128,6 +130,7 @@ async def serving(
                 actuator=actuator,
                 metrics=metrics,
                 is_leader=is_leader,
+                direct=direct,
             )
             for target in config.targets
         ]

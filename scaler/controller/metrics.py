@@ -34,6 +34,7 @@ class ControllerMetrics:
     decision_reason: Gauge
     scale_operations: Counter
     metric_errors: Counter
+    metric_reads: Counter
     kube_errors: Counter
     poll_duration: Histogram
     last_good_poll: Gauge
@@ -92,6 +93,12 @@ def build_metrics(registry: CollectorRegistry, config: ScalerConfig) -> Controll
             (*TARGET, "metric", "kind"),
             registry=registry,
         ),
+        metric_reads=Counter(
+            "scaler_metric_reads_total",
+            "Successful metric reads by source: the proxies directly, or Prometheus.",
+            (*TARGET, "metric", "source"),
+            registry=registry,
+        ),
         kube_errors=Counter(
             "scaler_kubernetes_errors_total",
             "Failed Kubernetes API operations.",
@@ -148,3 +155,5 @@ def _precreate(metrics: ControllerMetrics, config: ScalerConfig) -> None:
             metrics.metric_target.labels(*key, metric.name).set(metric.target.number)
             for kind in FAILURE_KINDS:
                 metrics.metric_errors.labels(*key, metric.name, kind)
+            for source in ("direct", "prometheus"):
+                metrics.metric_reads.labels(*key, metric.name, source)

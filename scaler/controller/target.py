@@ -33,6 +33,7 @@ from scaler.policy import (
     remember,
 )
 from scaler.sources.base import MetricSource, MetricUnavailable
+from scaler.sources.proxies import ProxyScraper
 
 log = logging.getLogger("scaler.controller")
 
@@ -45,6 +46,7 @@ class TargetState:
     failures: int = 0
     last_good_poll: float | None = None
     conflict_reported: bool = False
+    ready_ips: tuple[str, ...] = ()  # ready pods' IPs at the last observe, for direct reads
     last_reason: Reason | None = None
 
 
@@ -60,8 +62,10 @@ class TargetReconciler:
         actuator: Actuator,
         metrics: ControllerMetrics,
         is_leader: Callable[[], bool],
+        direct: ProxyScraper | None = None,
     ) -> None:
         self.target = target
+        self.direct = direct
         self.config = config
         self.source = source
         self.actuator = actuator
@@ -94,6 +98,11 @@ class TargetReconciler:
         readings = dict(
             zip((m.name for m in self.target.metrics), await readings_task, strict=True)
         )
+        self.state.ready_ips = tuple(
+            workload.pod_ips[pod.name]
+            for pod in workload.pods
+            if pod.is_running_and_ready and not pod.deleting and pod.name in workload.pod_ips
+        )
         decision = self._decide(workload, readings, now)
         action = await self._act(decision, now)
         self._export(workload, decision, now)
@@ -101,18 +110,43 @@ class TargetReconciler:
         return decision
 
     async def _read(self, metric: MetricConfig, now: float) -> MetricReading:
+        if metric.direct is not None and self.direct is not None:
+            reading = await self._read_direct(metric, now)
+            if reading is not None:
+                return reading
         try:
             if metric.type is SourceType.EXTERNAL:
                 sample = await self.source.value(metric.query, now=now)
+                self.metrics.metric_reads.labels(*self.labels, metric.name, "prometheus").inc()
                 return TotalValue(sample.value)
             series = await self.source.per_pod(metric.query, now=now)
         except MetricUnavailable as error:
             self.metrics.metric_errors.labels(*self.labels, metric.name, error.kind).inc()
             return Unavailable(f"{error.kind}: {error}")
+        self.metrics.metric_reads.labels(*self.labels, metric.name, "prometheus").inc()
         window = metric.rate_window or 0.0
         return PodValues(
             {pod: PodSample(s.value, s.timestamp, window) for pod, s in series.samples.items()}
         )
+
+    async def _read_direct(self, metric: MetricConfig, now: float) -> MetricReading | None:
+        """The pods' proxies read directly, or None to fall back to Prometheus."""
+        assert metric.direct is not None and self.direct is not None
+        urls = [
+            f"http://{ip}:{metric.direct.port}{metric.direct.path}" for ip in self.state.ready_ips
+        ]
+        try:
+            sample = await self.direct.total(urls, metric.direct.series, now=now)
+        except MetricUnavailable as error:
+            self.metrics.metric_errors.labels(*self.labels, metric.name, error.kind).inc()
+            log.debug(
+                "direct read failed, using Prometheus: %s",
+                error,
+                extra={FIELDS: {"target": self.target.key, "metric": metric.name}},
+            )
+            return None
+        self.metrics.metric_reads.labels(*self.labels, metric.name, "direct").inc()
+        return TotalValue(sample.value)
 
     def _decide(
         self, workload: Workload, readings: dict[str, MetricReading], now: float

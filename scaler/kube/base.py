@@ -45,6 +45,7 @@ class Workload:
     (times in unix seconds, CPU requests in cores).
     ``annotations``: the Deployment's annotations (pause and pin live here).
     ``conflicting_hpa``: the name of an HPA that targets this Deployment, if any.
+    ``pod_ips``: pod name to IP, for pods that have one (to read their proxies).
     """
 
     spec_replicas: int
@@ -52,6 +53,7 @@ class Workload:
     pods: tuple[Pod, ...] = ()
     annotations: Mapping[str, str] = field(default_factory=dict)
     conflicting_hpa: str | None = None
+    pod_ips: Mapping[str, str] = field(default_factory=dict)
 
 
 class Actuator(Protocol):

@@ -45,6 +45,13 @@ def pod_from_json(obj: Mapping[str, Any], *, container: str | None = None) -> Po
     )
 
 
+def pod_ip(obj: Mapping[str, Any]) -> str | None:
+    """``status.podIP``, once the pod has one."""
+    status = obj.get("status") or {}
+    ip = status.get("podIP")
+    return ip if isinstance(ip, str) and ip else None
+
+
 def cpu_request(spec: Mapping[str, Any] | None, *, container: str | None = None) -> float | None:
     """Summed CPU requests in cores of the (named) containers; None if one lacks it.
 
