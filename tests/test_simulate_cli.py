@@ -145,3 +145,17 @@ def test_bad_inputs_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, _, err = _run(capsys, "--csv", str(tmp_path / "missing" / "out.csv"))
     assert code == 2 and "does not exist" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "trace.csv"]
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name)
+    )
+    code, _, err = _run(capsys, "--plot", str(tmp_path / "plot.png"))
+    assert code == 2 and "pip install 'scaler[plot]'" in err
+    assert list(tmp_path.iterdir()) == []

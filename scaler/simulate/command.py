@@ -7,6 +7,7 @@ and before anything is written, so a bad option never leaves a half-written file
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.csv, args.plot):
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'scaler[plot]'")
     trace = _trace(args)
     simulation = Simulation(
         trace, policies, params, args.seed, exponential=args.service_time == "exponential"
