@@ -191,7 +191,12 @@ unshare --mount --propagation private bash -euo pipefail -c '
     in_image scaler config check >/dev/null
     in_image scaler simulate --json >/dev/null
     # The sidecar starts and serves its metrics (no Ollama behind it: that is enough here).
-    in_image scaler proxy --host 127.0.0.1 --port "$PROXY_PORT" \
+    # The port must be free, or the check below would talk to someone else.
+    if /usr/bin/python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" \
+        "$PROXY_PORT" 2>/dev/null; then echo "port $PROXY_PORT is already in use"; exit 1; fi
+    # chroot execs env, which execs python: $! is the proxy itself, so kill reaches it.
+    chroot --userspec="$uid:$uid" "$ro" /usr/bin/env -i "${image_env[@]}" \
+        scaler proxy --host 127.0.0.1 --port "$PROXY_PORT" \
         --upstream http://127.0.0.1:9 --log-level warning &
     pid=$!
     url=http://127.0.0.1:$PROXY_PORT/metrics
