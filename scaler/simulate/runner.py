@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -343,7 +342,3 @@ def run_policy(
     run = _Run(trace, times, policy, params, seed)
     run.run(progress)
     return run.result(burst_at)
-
-
-def mean(values: array[float] | list[float]) -> float:
-    return sum(values) / len(values) if len(values) else 0.0
