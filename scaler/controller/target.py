@@ -21,6 +21,7 @@ from scaler.policy import (
     History,
     MetricReading,
     Observation,
+    Pod,
     PodSample,
     PodValues,
     PolicySpec,
@@ -101,7 +102,7 @@ class TargetReconciler:
         self.state.ready_ips = tuple(
             workload.pod_ips[pod.name]
             for pod in workload.pods
-            if pod.is_running_and_ready and not pod.deleting and pod.name in workload.pod_ips
+            if _serving(pod) and pod.name in workload.pod_ips
         )
         decision = self._decide(workload, readings, now)
         action = await self._act(decision, now)
@@ -236,7 +237,7 @@ class TargetReconciler:
         m, labels = self.metrics, self.labels
         m.desired_replicas.labels(*labels).set(decision.replicas)
         m.current_replicas.labels(*labels).set(workload.spec_replicas)
-        ready = sum(1 for pod in workload.pods if pod.is_running_and_ready and not pod.deleting)
+        ready = sum(1 for pod in workload.pods if _serving(pod))
         m.pods.labels(*labels, "ready").set(ready)
         m.pods.labels(*labels, "starting").set(
             sum(1 for pod in workload.pods if not pod.deleting) - ready
@@ -281,3 +282,8 @@ class TargetReconciler:
         if decision.reason in (Reason.METRICS_UNAVAILABLE, Reason.FALLBACK):
             level = logging.WARNING
         log.log(level, decision.message, extra={FIELDS: fields})
+
+
+def _serving(pod: Pod) -> bool:
+    """Running, ready and not being deleted: a pod the Service sends requests to."""
+    return pod.is_running_and_ready and not pod.deleting

@@ -50,10 +50,9 @@ class Outcome:
 
 
 def request_headers(request: web.Request) -> CIMultiDict[str]:
-    headers = CIMultiDict(
+    return CIMultiDict(
         (name, value) for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP
     )
-    return headers
 
 
 def response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:

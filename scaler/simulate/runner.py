@@ -22,6 +22,7 @@ from scaler.policy import (
     PodSample,
     PodValues,
     Reason,
+    SourceType,
     TotalValue,
     decide,
     record_scale,
@@ -88,7 +89,7 @@ class _Run:
         )
         self.needs_cpu = any(s is Signal.CPU for _, s in policy.signals)
         self.needs_per_pod = policy.spec is not None and any(
-            m.source.value == "Pods" for m in policy.spec.metrics
+            m.source is SourceType.PODS for m in policy.spec.metrics
         )
         self.timeline = PolicyTimeline(reason_names=REASONS)
         self.reason = NO_DECISION
@@ -156,7 +157,7 @@ class _Run:
         for name, signal in self.policy.signals:
             if signal is Signal.CPU:
                 readings[name] = self._cpu_rates(seen)
-            elif counts is not None and counts.per_pod is not None and self.needs_per_pod:
+            elif counts is not None and counts.per_pod is not None:
                 readings[name] = PodValues(
                     {pod: PodSample(float(v), counts.at) for pod, v in counts.per_pod.items()}
                 )
