@@ -9,6 +9,10 @@ up), then runs the real command
 cpu-hpa) in a child process, and reports its wall time and peak memory (the largest
 resident set of the command and of its worker processes, each measured separately).
 Targets: <= 10 s wall and <= 300 MiB on our 2-core machines.
+
+It measures the scaler package the interpreter imports: pure Python after
+``pip install -e .``, or the mypyc-compiled hot path after
+``SCALER_MYPYC=1 pip install .`` (docs/simulate.md, "Speed"); the line says which.
 """
 
 from __future__ import annotations
@@ -60,12 +64,19 @@ def main() -> None:
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    build = subprocess.run(
+        [sys.executable, "-c", "import scaler.simulate.runner as r; print(r.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    kind = "pure Python" if build.endswith(".py") else "mypyc-compiled"
     figures = json.loads(done.stdout)
     requests = next(iter(figures["policies"].values()))["requests"]
     print(
         f"simulate: {rows:,} s trace, {requests:,} requests, "
         f"{len(figures['policies'])} policies: {wall:.2f} s wall, "
-        f"peak RSS {peak_kib / 1024:.0f} MiB (largest single process)"
+        f"peak RSS {peak_kib / 1024:.0f} MiB (largest single process), {kind}"
     )
 
 

@@ -38,6 +38,17 @@ class Rig:
         value = self.registry.get_sample_value(name, labels)
         return 0.0 if value is None else value
 
+    def settled_sample(self, name: str, timeout: float = 5.0, **labels: str) -> float:
+        """A counter once the proxy has finished its requests: the client can read a
+        response's last byte before the handler that sent it records the request."""
+        self.wait_idle(timeout)
+        deadline = time.monotonic() + timeout
+        value = self.sample(name, **labels)
+        while value == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            value = self.sample(name, **labels)
+        return value
+
     def wait_idle(self, timeout: float = 5.0) -> None:
         """Until the proxy holds and queues nothing and the fake holds no slot."""
         deadline = time.monotonic() + timeout
@@ -73,11 +84,10 @@ def _chat(stream: bool) -> dict[str, object]:
 def test_the_official_client_chats_through_the_proxy_streaming_and_not(rig: Rig) -> None:
     with ollama.Client(host=rig.url) as client:
         _chat_everything(client)
+    assert rig.settled_sample("ollama_proxy_requests_total", path="/api/pull", code="200") == 1
     assert rig.sample("ollama_proxy_generated_tokens_total", model=MODEL) == 40
     assert rig.sample("ollama_proxy_requests_total", path="/api/chat", code="200") == 1
-    assert rig.sample("ollama_proxy_requests_total", path="/api/pull", code="200") == 1
     assert rig.sample("ollama_proxy_time_to_first_token_seconds_count", path="/api/chat") == 1
-    rig.wait_idle()
 
 
 def _chat_everything(client: ollama.Client) -> None:

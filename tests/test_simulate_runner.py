@@ -56,8 +56,9 @@ def test_queue_policy_sees_the_crowd_at_its_next_poll() -> None:
     trace = _trace([100.2] * 8, 400.0, burst_at=100.0)
     result = _run("queue", trace)
     timeline = result.timeline
-    # Row i is second [i, i+1). Scraped at t=101, decided at the poll of t=102:
-    # 8 wanted, +100 % of 2 allows 4.
+    # Row i is second [i, i+1). The poll of t=100 came before the crowd; the one of
+    # t=102 reads the proxies directly (the default config's fast path): 8 wanted,
+    # +100 % of 2 allows 4.
     assert timeline.desired[101] == 2
     assert timeline.desired[102] == 4
     assert REASONS[timeline.reasons[102]] == Reason.SCALE_UP_LIMIT.value

@@ -16,7 +16,17 @@ from scaler.policy.behavior import (
     SelectPolicy,
 )
 from scaler.policy.decision import Decision, MetricProposal, Reason
-from scaler.policy.engine import Observation, PolicySpec, decide, record_scale, remember
+from scaler.policy.engine import (
+    Observation,
+    PolicySpec,
+    context,
+    decide,
+    proposal_valid_until,
+    propose,
+    propose_metric,
+    record_scale,
+    remember,
+)
 from scaler.policy.history import History, Recommendation, ScaleEvent
 from scaler.policy.metrics import (
     MetricReading,
@@ -57,7 +67,11 @@ __all__ = [
     "TargetType",
     "TotalValue",
     "Unavailable",
+    "context",
     "decide",
+    "proposal_valid_until",
+    "propose",
+    "propose_metric",
     "record_scale",
     "remember",
 ]

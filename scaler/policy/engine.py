@@ -8,17 +8,19 @@ event only after a successful update, so a failed patch must not count).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from scaler.policy.behavior import MISSION_BEHAVIOR, Behavior
 from scaler.policy.calculator import CalculationError, Context, Tolerances, calculate
 from scaler.policy.decision import Decision, MetricProposal, Reason
 from scaler.policy.history import History, store_event
-from scaler.policy.metrics import MetricReading, MetricSpec, Unavailable
+from scaler.policy.metrics import MetricReading, MetricSpec, PodValues, SourceType, Unavailable
 from scaler.policy.pods import (
     DEFAULT_CPU_INITIALIZATION_PERIOD,
     DEFAULT_INITIAL_READINESS_DELAY,
     Pod,
+    grouping_valid_until,
 )
 from scaler.policy.rate import limit_by_rate
 from scaler.policy.stabilization import Stabilized, stabilize
@@ -61,9 +63,19 @@ class Observation:
 
 
 def decide(
-    spec: PolicySpec, observation: Observation, history: History, now: float
+    spec: PolicySpec,
+    observation: Observation,
+    history: History,
+    now: float,
+    *,
+    proposals: tuple[MetricProposal, ...] | None = None,
 ) -> tuple[Decision, History]:
-    """Decide the replica count at ``now``; return it with the updated history."""
+    """Decide the replica count at ``now``; return it with the updated history.
+
+    ``proposals``: what ``propose`` gives for this observation at ``now``, when the
+    caller already has it (the simulator reuses a metric's proposal while its inputs
+    and ``proposal_valid_until`` say it cannot differ). Omitted, they are computed.
+    """
     current = observation.spec_replicas
     history = history.with_initial_recommendation(current, now)
     if current == 0 and spec.min_replicas != 0:
@@ -76,7 +88,8 @@ def decide(
         message = f"current replicas {current} below minReplicas {spec.min_replicas}"
         return Decision(spec.min_replicas, Reason.CURRENT_BELOW_MIN, message, current), history
 
-    proposals = _proposals(spec, observation, now)
+    if proposals is None:
+        proposals = propose(spec, observation, now)
     held = _hold_for_missing_metrics(proposals, current)
     if held is not None:
         return held, history
@@ -104,15 +117,9 @@ def decide(
     elif replicas == current == desired and winner.within_tolerance:
         reason = Reason.WITHIN_TOLERANCE
         message = "the usage ratio is within tolerance of the target"
+    # Positional: the simulator makes hundreds of thousands of these.
     decision = Decision(
-        replicas=replicas,
-        reason=reason,
-        text=message,
-        current=current,
-        recommendation=desired,
-        stabilized=stabilized.replicas,
-        metric=winner.name,
-        proposals=proposals,
+        replicas, reason, message, current, desired, stabilized.replicas, winner.name, proposals
     )
     return decision, history
 
@@ -164,10 +171,9 @@ def _stabilize(
     )
 
 
-def _proposals(
-    spec: PolicySpec, observation: Observation, now: float
-) -> tuple[MetricProposal, ...]:
-    ctx = Context(
+def context(spec: PolicySpec, observation: Observation, now: float) -> Context:
+    """What every metric's calculation sees besides its own reading."""
+    return Context(
         spec_replicas=observation.spec_replicas,
         status_replicas=observation.status_replicas,
         pods=observation.pods,
@@ -176,24 +182,46 @@ def _proposals(
         cpu_initialization_period=spec.cpu_initialization_period,
         initial_readiness_delay=spec.initial_readiness_delay,
     )
-    proposals = []
-    for metric in spec.metrics:
-        reading = observation.readings.get(metric.name)
+
+
+def propose(spec: PolicySpec, observation: Observation, now: float) -> tuple[MetricProposal, ...]:
+    """Each metric's proposal, in the spec's order (``computeReplicasForMetrics``)."""
+    ctx = context(spec, observation, now)
+    readings = observation.readings
+    return tuple(propose_metric(metric, readings.get(metric.name), ctx) for metric in spec.metrics)
+
+
+def propose_metric(
+    metric: MetricSpec, reading: MetricReading | None, ctx: Context
+) -> MetricProposal:
+    """One metric's proposal; a missing reading counts as unavailable."""
+    try:
         if reading is None:
             reading = Unavailable("no reading")
-        try:
-            result = calculate(metric, reading, ctx)
-        except CalculationError as error:
-            proposals.append(
-                MetricProposal(metric.name, None, None, metric.target, error=str(error))
-            )
-            continue
-        proposals.append(
-            MetricProposal(
-                metric.name, result.replicas, result.value, metric.target, result.within_tolerance
-            )
-        )
-    return tuple(proposals)
+        result = calculate(metric, reading, ctx)
+    except CalculationError as error:
+        return MetricProposal(metric.name, None, None, metric.target, error=str(error))
+    return MetricProposal(
+        metric.name, result.replicas, result.value, metric.target, result.within_tolerance
+    )
+
+
+def proposal_valid_until(metric: MetricSpec, reading: MetricReading | None, ctx: Context) -> float:
+    """Until when (exclusive) ``propose_metric`` gives the same proposal for the same
+    metric, reading, pods and replica counts, however late it is called.
+
+    The calculation reads the clock in one place: ``groupPods`` puts a CPU pod in or
+    past its CPU initialization period.
+    """
+    cpu = metric.source is SourceType.RESOURCE and metric.resource == "cpu"
+    if not cpu or not isinstance(reading, PodValues):
+        return math.inf
+    return grouping_valid_until(
+        ctx.pods,
+        reading.samples,
+        now=ctx.now,
+        cpu_initialization_period=ctx.cpu_initialization_period,
+    )
 
 
 def _winner(proposals: tuple[MetricProposal, ...]) -> MetricProposal:
@@ -212,9 +240,9 @@ def _hold_for_missing_metrics(
 ) -> Decision | None:
     """``computeReplicasForMetrics``' rule: scale on the valid metrics unless all are
     invalid, or some are invalid and the valid ones would scale down."""
-    invalid = [p for p in proposals if p.replicas is None]
-    if not invalid:
+    if all(p.replicas is not None for p in proposals):
         return None
+    invalid = [p for p in proposals if p.replicas is None]
     errors = "; ".join(f"{p.name}: {p.error}" for p in invalid)
     if len(invalid) >= len(proposals):
         message = f"holding at {current}: no metric is available ({errors})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -119,6 +120,32 @@ def _cpu_unready(
         sample_time = now if sample.timestamp is None else sample.timestamp
         return pod.ready is False or sample_time < transition + sample.window
     return pod.ready is False and pod.start_time + initial_readiness_delay > transition
+
+
+def grouping_valid_until(
+    pods: tuple[Pod, ...],
+    samples: Mapping[str, PodSample],
+    *,
+    now: float,
+    cpu_initialization_period: float = DEFAULT_CPU_INITIALIZATION_PERIOD,
+) -> float:
+    """Until when (exclusive) ``group_pods(..., cpu=True)`` sorts these pods and samples
+    as it does at ``now``.
+
+    A pod's group changes with time only when its CPU initialization period ends, or,
+    inside that period, when its sample has no timestamp and so counts as taken now.
+    """
+    until = math.inf
+    for pod in pods:
+        if pod.start_time is None or pod.ready is None:
+            continue  # unready whatever the time
+        ends = pod.start_time + cpu_initialization_period
+        if ends > now:
+            sample = samples.get(pod.name)
+            if sample is not None and sample.timestamp is None:
+                return now
+            until = min(until, ends)
+    return until
 
 
 def ready_pod_count(pods: tuple[Pod, ...]) -> int:

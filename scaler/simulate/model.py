@@ -186,6 +186,15 @@ class Cluster:
         self._push(now + times[request], request, replica)
 
     # -- observation ---------------------------------------------------------------
+    def serving_counts(self) -> tuple[int, int]:
+        """Requests (queued, in flight) at the pods in the Service: what reading every
+        ready pod's proxy gives. Pods not yet ready hold none; draining ones are out."""
+        queued, in_flight = self.queued, self.in_flight
+        for replica in self.draining:
+            queued -= len(replica.queue)
+            in_flight -= replica.active
+        return queued, in_flight
+
     def unserved_waits(self, now: float) -> list[float]:
         """Waits so far of requests still queued when the run ends."""
         return [now - arrived for r in self.replicas + self.draining for _, arrived in r.queue]

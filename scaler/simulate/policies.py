@@ -40,6 +40,19 @@ class Signal(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class SignalSource:
+    """How one metric of a policy reads the model.
+
+    ``live``: read at each decision, as the controller's ``direct`` fast path reads
+    every ready pod's proxy at each poll; otherwise the last scrape is read.
+    """
+
+    metric: str
+    signal: Signal
+    live: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Pipeline:
     """The delays between the model and a decision. Seconds.
 
@@ -64,7 +77,7 @@ class SimPolicy:
     name: str
     pipeline: Pipeline
     spec: PolicySpec | None = None
-    signals: tuple[tuple[str, Signal], ...] = ()
+    signals: tuple[SignalSource, ...] = ()
     static_replicas: int | None = None
 
     @property
@@ -119,7 +132,7 @@ def build_policy(
         metric = replace(CPU_HPA_SPEC.metrics[0], target=cpu_target)
         spec = replace(CPU_HPA_SPEC, metrics=(metric,))
         pipeline = replace(CPU_HPA_PIPELINE, lag=cpu_hpa_lag)
-        return SimPolicy("cpu-hpa", pipeline, spec, (("cpu", Signal.CPU),))
+        return SimPolicy("cpu-hpa", pipeline, spec, (SignalSource("cpu", Signal.CPU),))
     if name.startswith("static:"):
         count = name.removeprefix("static:")
         if not count.isdigit() or int(count) < 1:
@@ -133,7 +146,7 @@ def build_policy(
 def _from_config(name: str, config: ScalerConfig, key: str | None) -> SimPolicy:
     target = _pick_target(config, key)
     spec = target.to_policy()
-    signals = tuple((m.name, _signal(m)) for m in target.metrics)
+    signals = tuple(SignalSource(m.name, _signal(m), m.direct is not None) for m in target.metrics)
     windows = [
         m.rate_window or DEFAULT_CPU_WINDOW for m in target.metrics if m.type is SourceType.RESOURCE
     ]
@@ -163,8 +176,11 @@ def _signal(metric: MetricConfig) -> Signal:
                 f"metric {metric.name!r}: the simulator models CPU only, not {metric.resource!r}"
             )
         return Signal.CPU
-    queued = QUEUE_SERIES in metric.query
-    in_flight = IN_FLIGHT_SERIES in metric.query
+    # The direct path sums its own series at each poll; the query is only its fallback.
+    read = " ".join(metric.direct.series) if metric.direct is not None else metric.query
+    what = "direct series" if metric.direct is not None else "query"
+    queued = QUEUE_SERIES in read
+    in_flight = IN_FLIGHT_SERIES in read
     if queued and in_flight:
         return Signal.IN_SYSTEM
     if queued:
@@ -172,6 +188,6 @@ def _signal(metric: MetricConfig) -> Signal:
     if in_flight:
         return Signal.IN_FLIGHT
     raise SimulationError(
-        f"metric {metric.name!r}: its query uses series the simulator does not model; "
+        f"metric {metric.name!r}: its {what} uses series the simulator does not model; "
         f"it models {QUEUE_SERIES}, {IN_FLIGHT_SERIES} and {CPU_SERIES}"
     )

@@ -12,10 +12,11 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scaler.policy import (
     History,
+    MetricProposal,
     MetricReading,
     Observation,
     Pod,
@@ -24,11 +25,14 @@ from scaler.policy import (
     Reason,
     SourceType,
     TotalValue,
+    context,
     decide,
+    proposal_valid_until,
+    propose_metric,
     record_scale,
 )
 from scaler.simulate.model import READY, Cluster, ModelParams
-from scaler.simulate.policies import Signal, SimPolicy
+from scaler.simulate.policies import Signal, SignalSource, SimPolicy
 from scaler.simulate.types import PolicyResult, PolicyTimeline, Summary, Trace
 
 # Index 0 of the timeline's reasons means "no decision yet" (or a static policy).
@@ -37,21 +41,49 @@ REASONS = ["-", *(r.value for r in Reason)]
 _REASON_INDEX = {r: i + 1 for i, r in enumerate(Reason)}
 
 Progress = Callable[[float], None]
-_NO_RATES = PodValues({})
 
 
 @dataclass(slots=True)
 class _CountSample:
+    """Request counts at one scrape; ``per_pod``: (queued, in flight) by pod."""
+
     at: float
     queued: int
     in_flight: int
-    per_pod: dict[str, int] | None
+    per_pod: dict[str, tuple[int, int]] | None
 
 
 @dataclass(slots=True)
 class _CpuSample:
     at: float
     cpu_seconds: dict[str, float]
+
+
+# What a metric's reading was made from: its value, or when its sample was taken.
+_Key = float | None
+
+
+@dataclass(slots=True)
+class _Memo:
+    """A metric's last proposal and what it was computed from.
+
+    The proposal is a pure function of the metric, its reading, the replica counts and
+    the pods, and of the time only until ``valid_until``; so while all of these are
+    unchanged, computing it again would give the very same proposal.
+    """
+
+    key: _Key
+    state: tuple[int, int]  # the observation's: desired replicas, the cluster's version
+    valid_until: float
+    proposal: MetricProposal
+
+
+def _count(signal: Signal, queued: int, in_flight: int) -> int:
+    if signal is Signal.IN_SYSTEM:
+        return queued + in_flight
+    if signal is Signal.QUEUED:
+        return queued
+    return in_flight
 
 
 def service_times(
@@ -70,8 +102,16 @@ def service_times(
 
 class _Run:
     def __init__(
-        self, trace: Trace, times: list[float], policy: SimPolicy, params: ModelParams, seed: int
+        self,
+        trace: Trace,
+        times: list[float],
+        policy: SimPolicy,
+        params: ModelParams,
+        seed: int,
+        *,
+        reuse_proposals: bool = True,
     ) -> None:
+        self.reuse_proposals = reuse_proposals
         self.trace = trace
         self.times = times
         self.policy = policy
@@ -87,7 +127,8 @@ class _Run:
         self.cpu: deque[_CpuSample] = deque(
             maxlen=int((pipeline.lag + pipeline.cpu_window) / pipeline.cpu_scrape_interval) + 3
         )
-        self.needs_cpu = any(s is Signal.CPU for _, s in policy.signals)
+        self.needs_cpu = any(s.signal is Signal.CPU for s in policy.signals)
+        self.needs_counts = any(s.signal is not Signal.CPU and not s.live for s in policy.signals)
         self.needs_per_pod = policy.spec is not None and any(
             m.source is SourceType.PODS for m in policy.spec.metrics
         )
@@ -96,17 +137,23 @@ class _Run:
         self.signal = math.nan
         self.scale_ups: list[float] = []
         self.scale_events = 0
-        self._pods: tuple[Pod, ...] = ()
-        self._pods_version = -1
-        self._rates = _NO_RATES
+        self._observed_state = (-1, -1)  # desired replicas, the cluster's version
+        self._observed = Observation(spec_replicas=0, status_replicas=0)
+        self._rates: PodValues | None = None
         self._rates_last: _CpuSample | None = None
+        self._memos: list[_Memo | None] = [None] * len(policy.signals)
+        metrics = policy.spec.metrics if policy.spec is not None else ()
+        self._sources = [
+            (index, metric, source)
+            for index, (metric, source) in enumerate(zip(metrics, policy.signals, strict=True))
+        ]
 
     # -- the pipeline ---------------------------------------------------------------
     def scrape_counts(self, now: float) -> None:
         cluster = self.cluster
         per_pod = None
         if self.needs_per_pod:
-            per_pod = {r.name: r.active + len(r.queue) for r in cluster.replicas}
+            per_pod = {r.name: (len(r.queue), r.active) for r in cluster.replicas}
         self.counts.append(_CountSample(now, cluster.queued, cluster.in_flight, per_pod))
 
     def scrape_cpu(self, now: float) -> None:
@@ -119,16 +166,16 @@ class _Run:
                 return sample
         return None
 
-    def _cpu_rates(self, seen: float) -> PodValues:
+    def _cpu_rates(self, seen: float) -> PodValues | None:
         """Per-pod CPU cores over the window, as ``rate()`` gives them; reused until a
         new CPU sample comes into view."""
-        last = None
-        for sample in reversed(self.cpu):
-            if sample.at <= seen:
-                last = sample
-                break
+        cpu = self.cpu
+        if cpu and cpu[-1].at <= seen:
+            last: _CpuSample | None = cpu[-1]  # no lag: the newest sample is in view
+        else:
+            last = next((sample for sample in reversed(cpu) if sample.at <= seen), None)
         if last is None:
-            return _NO_RATES
+            return None
         if last is self._rates_last:
             return self._rates  # rates depend only on the newest visible sample
         first = last
@@ -139,8 +186,8 @@ class _Run:
                 first = sample
         self._rates_last = last
         if first is last:
-            self._rates = _NO_RATES
-            return _NO_RATES
+            self._rates = None  # one sample: rate() has nothing to go on yet
+            return None
         span = last.at - first.at
         rates = {}
         for name, used in last.cpu_seconds.items():
@@ -150,34 +197,41 @@ class _Run:
         self._rates = PodValues(rates)
         return self._rates
 
-    def readings(self, now: float) -> dict[str, MetricReading]:
+    def _read(self, source: SignalSource, now: float) -> tuple[_Key, MetricReading | None]:
+        """A metric's reading at ``now`` (``None``: nothing to read yet), and what it
+        was made from: equal keys mean equal readings."""
         seen = now - self.policy.pipeline.lag
+        signal = source.signal
+        if signal is Signal.CPU:
+            rates = self._cpu_rates(seen)
+            if rates is None or self._rates_last is None:
+                return None, None
+            return self._rates_last.at, rates
+        if source.live:
+            # The direct path: every ready pod's proxy, read at the poll itself.
+            total = float(_count(signal, *self.cluster.serving_counts()))
+            return total, TotalValue(total)
         counts = self._visible_counts(seen)
-        readings: dict[str, MetricReading] = {}
-        for name, signal in self.policy.signals:
-            if signal is Signal.CPU:
-                readings[name] = self._cpu_rates(seen)
-            elif counts is not None and counts.per_pod is not None:
-                readings[name] = PodValues(
-                    {pod: PodSample(float(v), counts.at) for pod, v in counts.per_pod.items()}
-                )
-            elif counts is not None:
-                if signal is Signal.IN_SYSTEM:
-                    value = counts.queued + counts.in_flight
-                elif signal is Signal.QUEUED:
-                    value = counts.queued
-                else:
-                    value = counts.in_flight
-                readings[name] = TotalValue(float(value))
-        return readings
+        if counts is None:
+            return None, None
+        if counts.per_pod is not None:
+            samples = {
+                pod: PodSample(float(_count(signal, queued, in_flight)), counts.at)
+                for pod, (queued, in_flight) in counts.per_pod.items()
+            }
+            return counts.at, PodValues(samples)
+        value = float(_count(signal, counts.queued, counts.in_flight))
+        return value, TotalValue(value)
 
-    def pods(self) -> tuple[Pod, ...]:
-        """The pods as the HPA's lister sees them, rebuilt only when they change."""
-        if self._pods_version == self.cluster.version:
-            return self._pods
-        self._pods_version = self.cluster.version
+    def observation(self) -> Observation:
+        """The scale and the pods as the HPA's lister sees them, rebuilt only when they
+        change (a scale, a pod becoming ready or leaving): polls far outnumber those."""
+        state = (self.desired, self.cluster.version)
+        if state == self._observed_state:
+            return self._observed
+        self._observed_state = state
         request = self.params.cpu_request
-        self._pods = tuple(
+        pods = tuple(
             Pod(
                 r.name,
                 ready=r.state == READY,
@@ -187,20 +241,30 @@ class _Run:
             )
             for r in self.cluster.replicas
         )
-        return self._pods
+        self._observed = Observation(
+            spec_replicas=self.desired, status_replicas=len(pods), pods=pods
+        )
+        return self._observed
 
     # -- decisions ------------------------------------------------------------------
     def poll(self, now: float) -> None:
         spec = self.policy.spec
         if spec is None:
             return
-        observation = Observation(
-            spec_replicas=self.desired,
-            status_replicas=len(self.cluster.replicas),
-            pods=self.pods(),
-            readings=self.readings(now),
-        )
-        decision, self.history = decide(spec, observation, self.history, now)
+        observation = self.observation()
+        if self.reuse_proposals:
+            proposals = self._proposals(observation, now)
+            decision, self.history = decide(
+                spec, observation, self.history, now, proposals=proposals
+            )
+        else:  # the plain call, as the controller makes it
+            readings = {}
+            for source in self.policy.signals:
+                _, reading = self._read(source, now)
+                if reading is not None:
+                    readings[source.metric] = reading
+            observation = replace(observation, readings=readings)
+            decision, self.history = decide(spec, observation, self.history, now)
         self.reason = _REASON_INDEX[decision.reason]
         first = decision.proposals[0] if decision.proposals else None
         self.signal = math.nan if first is None or first.value is None else first.value
@@ -213,6 +277,33 @@ class _Run:
             self.scale_events += 1
             self.desired = decision.replicas
             self.cluster.scale_to(decision.replicas, now)
+
+    def _proposals(self, observation: Observation, now: float) -> tuple[MetricProposal, ...]:
+        """Each metric's proposal, as ``propose`` gives it, reused while nothing it
+        depends on has changed: most polls of a week-long run change nothing."""
+        spec = self.policy.spec
+        assert spec is not None
+        state = self._observed_state
+        ctx = None
+        proposals = []
+        for index, metric, source in self._sources:
+            key, reading = self._read(source, now)
+            memo = self._memos[index]
+            if (
+                memo is not None
+                and memo.key == key
+                and memo.state == state
+                and now < memo.valid_until
+            ):
+                proposals.append(memo.proposal)
+                continue
+            if ctx is None:
+                ctx = context(spec, observation, now)
+            proposal = propose_metric(metric, reading, ctx)
+            until = proposal_valid_until(metric, reading, ctx)
+            self._memos[index] = _Memo(key, state, until, proposal)
+            proposals.append(proposal)
+        return tuple(proposals)
 
     def sample(self) -> None:
         cluster = self.cluster
@@ -241,7 +332,12 @@ class _Run:
             pipeline.poll_interval,
         )
         ticks = [1, 0, 0, 0]  # sample, count scrape, cpu scrape, poll
-        at = [1.0, 0.0, 0.0 if self.needs_cpu else math.inf, 0.0]
+        at = [
+            1.0,
+            0.0 if self.needs_counts else math.inf,
+            0.0 if self.needs_cpu else math.inf,
+            0.0,
+        ]
         next_arrival = arrivals[0] if count else math.inf
         while True:
             kind, timer = 0, at[0]
@@ -338,8 +434,13 @@ def run_policy(
     seed: int,
     burst_at: float | None,
     progress: Progress | None = None,
+    reuse_proposals: bool = True,
 ) -> PolicyResult:
-    """Simulate one policy over the whole trace."""
-    run = _Run(trace, times, policy, params, seed)
+    """Simulate one policy over the whole trace.
+
+    ``reuse_proposals=False`` recomputes every metric's proposal at every poll, as the
+    controller does; the result is the same, only slower (the tests check that).
+    """
+    run = _Run(trace, times, policy, params, seed, reuse_proposals=reuse_proposals)
     run.run(progress)
     return run.result(burst_at)
