@@ -44,32 +44,41 @@ def stabilize(
     """
     up_cutoff = now - scale_up_window
     down_cutoff = now - scale_down_window
-    up_limit = desired
-    down_limit = desired
     # Outside both windows means before the earlier cutoff; upstream reuses the last one.
-    outdated_before = min(up_cutoff, down_cutoff)
-    old_index = None
-    # One pass, as upstream's loop: this runs on every decision, dozens of records long.
-    for index, (replicas, at) in enumerate(recommendations):
-        if at > up_cutoff and replicas < up_limit:
-            up_limit = replicas
-        if at > down_cutoff and replicas > down_limit:
-            down_limit = replicas
-        if at < outdated_before:
-            old_index = index
-
-    replicas = current
-    if replicas < up_limit:
-        replicas = up_limit
-    if replicas > down_limit:
-        replicas = down_limit
-
-    new = Recommendation(desired, now)
-    if old_index is None:
-        stored = (*recommendations, new)
-    else:
-        stored = (*recommendations[:old_index], new, *recommendations[old_index + 1 :])
-
-    if desired >= current:
+    stored = _store(recommendations, Recommendation(desired, now), min(up_cutoff, down_cutoff))
+    # Upstream computes both limits, then raises ``current`` to the scale-up limit and
+    # lowers it to the scale-down limit. The scale-up limit is at most ``desired`` and
+    # the scale-down limit at least ``desired``, so only one window can move the
+    # answer away from ``current``, and none when ``desired == current``.
+    if desired == current:
+        return Stabilized(current, Reason.SCALE_UP_STABILIZED, _UP_MESSAGE, stored)
+    replicas = desired
+    if desired > current:
+        # The lowest recommendation in the scale-up window, but never below current.
+        for count, at in recommendations:
+            if at > up_cutoff and count < replicas:
+                if count <= current:
+                    replicas = current
+                    break
+                replicas = count
         return Stabilized(replicas, Reason.SCALE_UP_STABILIZED, _UP_MESSAGE, stored)
+    # The highest recommendation in the scale-down window, but never above current.
+    for count, at in recommendations:
+        if at > down_cutoff and count > replicas:
+            if count >= current:
+                replicas = current
+                break
+            replicas = count
     return Stabilized(replicas, Reason.SCALE_DOWN_STABILIZED, _DOWN_MESSAGE, stored)
+
+
+def _store(
+    recommendations: tuple[Recommendation, ...], new: Recommendation, outdated_before: float
+) -> tuple[Recommendation, ...]:
+    """Overwrite the last record made before ``outdated_before`` with ``new``, or
+    append ``new`` when there is none, as upstream's loop does (it remembers the last
+    outdated index it passes; searching backwards finds it sooner)."""
+    for index in range(len(recommendations) - 1, -1, -1):
+        if recommendations[index][1] < outdated_before:
+            return (*recommendations[:index], new, *recommendations[index + 1 :])
+    return (*recommendations, new)

@@ -35,12 +35,6 @@ class ModelParams:
     busy_cores: float = 2.0
     idle_cores: float = 0.05
 
-    def service_time(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (
-            prompt_tokens / self.prompt_tokens_per_second
-            + completion_tokens / self.completion_tokens_per_second
-        )
-
 
 class Replica:
     """One pod: its slots, its proxy queue, and its CPU counter."""

@@ -12,7 +12,9 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import repeat
+from operator import add, truediv
 
 from scaler.policy import (
     History,
@@ -63,19 +65,22 @@ class _CpuSample:
 _Key = float | None
 
 
+# Proposals remembered per metric while the observation stays the same: enough for
+# every queue depth a run meets; CPU keys (sample times) never repeat and just cycle.
+_MEMO_SIZE = 64
+
+
 @dataclass(slots=True)
 class _Memo:
-    """A metric's last proposal and what it was computed from.
+    """A metric's proposals by what their readings were made from, for one observation.
 
-    The proposal is a pure function of the metric, its reading, the replica counts and
-    the pods, and of the time only until ``valid_until``; so while all of these are
-    unchanged, computing it again would give the very same proposal.
+    A proposal is a pure function of the metric, its reading, the replica counts and
+    the pods, and of the time only until its ``valid_until``; so while all of these
+    are unchanged, computing it again would give the very same proposal.
     """
 
-    key: _Key
-    state: tuple[int, int]  # the observation's: desired replicas, the cluster's version
-    valid_until: float
-    proposal: MetricProposal
+    state: tuple[int, int] = (-1, -1)  # the observation's: desired, the cluster's version
+    proposals: dict[_Key, tuple[float, MetricProposal]] = field(default_factory=dict)
 
 
 def _count(signal: Signal, queued: int, in_flight: int) -> int:
@@ -90,10 +95,11 @@ def service_times(
     trace: Trace, params: ModelParams, *, exponential: bool, seed: int
 ) -> list[float]:
     """Each request's service time (seconds), shared by every policy of a run."""
-    means = [
-        params.service_time(p, c)
-        for p, c in zip(trace.prompt_tokens, trace.completion_tokens, strict=True)
-    ]
+    # prompt / prompt tokens/s + completion / completion tokens/s, over whole columns:
+    # a week has ~600,000 requests.
+    prompt = map(truediv, trace.prompt_tokens, repeat(params.prompt_tokens_per_second))
+    completion = map(truediv, trace.completion_tokens, repeat(params.completion_tokens_per_second))
+    means = list(map(add, prompt, completion))
     if not exponential:
         return means
     rng = random.Random(seed * 7919 + 17)
@@ -141,11 +147,10 @@ class _Run:
         self._observed = Observation(spec_replicas=0, status_replicas=0)
         self._rates: PodValues | None = None
         self._rates_last: _CpuSample | None = None
-        self._memos: list[_Memo | None] = [None] * len(policy.signals)
         metrics = policy.spec.metrics if policy.spec is not None else ()
         self._sources = [
-            (index, metric, source)
-            for index, (metric, source) in enumerate(zip(metrics, policy.signals, strict=True))
+            (metric, source, _Memo())
+            for metric, source in zip(metrics, policy.signals, strict=True)
         ]
 
     # -- the pipeline ---------------------------------------------------------------
@@ -197,31 +202,38 @@ class _Run:
         self._rates = PodValues(rates)
         return self._rates
 
-    def _read(self, source: SignalSource, now: float) -> tuple[_Key, MetricReading | None]:
-        """A metric's reading at ``now`` (``None``: nothing to read yet), and what it
-        was made from: equal keys mean equal readings."""
+    def _key(self, source: SignalSource, now: float) -> _Key:
+        """What a metric's reading at ``now`` is made from (``None``: nothing to read
+        yet): equal keys mean equal readings, so most polls need no reading at all."""
         seen = now - self.policy.pipeline.lag
         signal = source.signal
         if signal is Signal.CPU:
             rates = self._cpu_rates(seen)
-            if rates is None or self._rates_last is None:
-                return None, None
-            return self._rates_last.at, rates
+            return None if rates is None or self._rates_last is None else self._rates_last.at
         if source.live:
             # The direct path: every ready pod's proxy, read at the poll itself.
-            total = float(_count(signal, *self.cluster.serving_counts()))
-            return total, TotalValue(total)
+            return float(_count(signal, *self.cluster.serving_counts()))
         counts = self._visible_counts(seen)
         if counts is None:
-            return None, None
+            return None
         if counts.per_pod is not None:
-            samples = {
-                pod: PodSample(float(_count(signal, queued, in_flight)), counts.at)
-                for pod, (queued, in_flight) in counts.per_pod.items()
-            }
-            return counts.at, PodValues(samples)
-        value = float(_count(signal, counts.queued, counts.in_flight))
-        return value, TotalValue(value)
+            return counts.at  # the scrape it comes from
+        return float(_count(signal, counts.queued, counts.in_flight))
+
+    def _reading(self, source: SignalSource, key: _Key, now: float) -> MetricReading | None:
+        """The reading ``key`` stands for."""
+        if key is None:
+            return None
+        if source.signal is Signal.CPU:
+            return self._rates
+        counts = None if source.live else self._visible_counts(now - self.policy.pipeline.lag)
+        if counts is None or counts.per_pod is None:
+            return TotalValue(key)
+        samples = {
+            pod: PodSample(float(_count(source.signal, queued, in_flight)), counts.at)
+            for pod, (queued, in_flight) in counts.per_pod.items()
+        }
+        return PodValues(samples)
 
     def observation(self) -> Observation:
         """The scale and the pods as the HPA's lister sees them, rebuilt only when they
@@ -260,7 +272,7 @@ class _Run:
         else:  # the plain call, as the controller makes it
             readings = {}
             for source in self.policy.signals:
-                _, reading = self._read(source, now)
+                reading = self._reading(source, self._key(source, now), now)
                 if reading is not None:
                     readings[source.metric] = reading
             observation = replace(observation, readings=readings)
@@ -286,22 +298,22 @@ class _Run:
         state = self._observed_state
         ctx = None
         proposals = []
-        for index, metric, source in self._sources:
-            key, reading = self._read(source, now)
-            memo = self._memos[index]
-            if (
-                memo is not None
-                and memo.key == key
-                and memo.state == state
-                and now < memo.valid_until
-            ):
-                proposals.append(memo.proposal)
+        for metric, source, memo in self._sources:
+            key = self._key(source, now)
+            if memo.state != state:
+                memo.state = state
+                memo.proposals.clear()
+            known = memo.proposals.get(key)
+            if known is not None and now < known[0]:
+                proposals.append(known[1])
                 continue
             if ctx is None:
                 ctx = context(spec, observation, now)
+            reading = self._reading(source, key, now)
             proposal = propose_metric(metric, reading, ctx)
-            until = proposal_valid_until(metric, reading, ctx)
-            self._memos[index] = _Memo(key, state, until, proposal)
+            if len(memo.proposals) >= _MEMO_SIZE:
+                memo.proposals.clear()
+            memo.proposals[key] = (proposal_valid_until(metric, reading, ctx), proposal)
             proposals.append(proposal)
         return tuple(proposals)
 
@@ -378,10 +390,7 @@ class _Run:
     def result(self, burst_at: float | None) -> PolicyResult:
         cluster = self.cluster
         waits = sorted(cluster.waits + cluster.unserved_waits(self.trace.duration))
-        reaction = None
-        if burst_at is not None:
-            later = [t for t in self.scale_ups if t >= burst_at]
-            reaction = later[0] - burst_at if later else None
+        reaction = reaction_to(burst_at, self.scale_ups)
         summary = Summary(
             requests=len(self.trace.arrivals),
             served=len(cluster.waits),
@@ -394,7 +403,16 @@ class _Run:
             replica_seconds=cluster.replica_seconds,
             scale_events=self.scale_events,
         )
-        return PolicyResult(self.policy.name, self.policy.signal_name, summary, self.timeline)
+        return PolicyResult(
+            self.policy.name, self.policy.signal_name, summary, self.timeline, self.scale_ups
+        )
+
+
+def reaction_to(burst_at: float | None, scale_ups: list[float]) -> float | None:
+    """Seconds from the burst to the first scale-up at or after it."""
+    if burst_at is None:
+        return None
+    return next((t - burst_at for t in scale_ups if t >= burst_at), None)
 
 
 def _percentile(ordered: list[float], q: float) -> float:

@@ -15,7 +15,7 @@ from multiprocessing.sharedctypes import Synchronized
 
 from scaler.simulate.model import ModelParams
 from scaler.simulate.policies import SimPolicy
-from scaler.simulate.runner import detect_burst, run_policy, service_times
+from scaler.simulate.runner import detect_burst, reaction_to, run_policy, service_times
 from scaler.simulate.types import PolicyResult, Trace
 
 # Below this many simulated policy-seconds, processes cost more than they save.
@@ -40,10 +40,8 @@ _shared: dict[str, object] = {}
 def _run_one(index: int) -> PolicyResult:
     simulation = _shared["simulation"]
     times = _shared["times"]
-    burst_at = _shared["burst_at"]
     done = _shared["done"]
     assert isinstance(simulation, Simulation) and isinstance(times, list)
-    assert burst_at is None or isinstance(burst_at, float)
     assert isinstance(done, Synchronized)
 
     def report(seconds: float) -> None:
@@ -56,7 +54,7 @@ def _run_one(index: int) -> PolicyResult:
         simulation.policies[index],
         simulation.params,
         seed=simulation.seed,
-        burst_at=burst_at,
+        burst_at=None,  # the parent fills in the reaction
         progress=report,
     )
 
@@ -75,10 +73,10 @@ def simulate(
     times = service_times(
         trace, simulation.params, exponential=simulation.exponential, seed=simulation.seed
     )
-    burst_at = burst_time(simulation, times)
     count = len(simulation.policies)
     workers = min(count, workers or os.cpu_count() or 1)
     if workers < 2 or trace.duration * count < PARALLEL_THRESHOLD:
+        burst_at = burst_time(simulation, times)
         results = []
         for index, policy in enumerate(simulation.policies):
             offset = index * trace.duration
@@ -101,17 +99,22 @@ def simulate(
         return results, burst_at
     context = multiprocessing.get_context("fork")
     done = context.Value("d", 0.0)
-    _shared.update(simulation=simulation, times=times, burst_at=burst_at, done=done)
+    _shared.update(simulation=simulation, times=times, done=done)
     try:
         with context.Pool(workers) as pool:
             pending = pool.map_async(_run_one, range(count))
+            # Only the reactions need the burst: find it while the policies run.
+            burst_at = burst_time(simulation, times)
             while not pending.ready():
                 pending.wait(0.2)
                 if progress is not None:
                     progress(done.value)
-            return pending.get(), burst_at
+            results = pending.get()
     finally:
         _shared.clear()
+    for result in results:
+        result.summary.reaction = reaction_to(burst_at, result.scale_ups)
+    return results, burst_at
 
 
 def burst_time(simulation: Simulation, times: list[float]) -> float | None:

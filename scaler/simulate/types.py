@@ -103,9 +103,13 @@ class PolicyTimeline:
 
 @dataclass(slots=True)
 class PolicyResult:
-    """A policy's name, what its signal is, its figures and its timeline."""
+    """A policy's name, what its signal is, its figures and its timeline.
+
+    ``scale_ups``: when it scaled up (seconds), for the reaction to a burst.
+    """
 
     name: str
     signal_name: str
     summary: Summary
     timeline: PolicyTimeline
+    scale_ups: list[float] = field(default_factory=list)
