@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from array import array
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,7 +191,7 @@ def _write_outputs(
 ) -> None:
     from scaler.simulate.report import compare, format_table, to_json
 
-    arrivals = trace.arrivals_per_second()
+    arrivals = trace.arrivals_per_second() if args.csv or args.plot else array("i")
     if args.csv is not None:
         from scaler.simulate.timeline_csv import write_timeline_csv
 
