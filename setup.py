@@ -26,6 +26,7 @@ COMPILED = [
     "scaler/policy/stabilization.py",
     "scaler/simulate/model.py",
     "scaler/simulate/runner.py",
+    "scaler/simulate/sight.py",
 ]
 
 

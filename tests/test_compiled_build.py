@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPILED = ("scaler.policy.engine", "scaler.policy.stabilization", "scaler.simulate.runner")
+COMPILED = (
+    "scaler.policy.engine",
+    "scaler.policy.stabilization",
+    "scaler.simulate.runner",
+    "scaler.simulate.sight",
+)
 SIMULATE = ["-m", "scaler.cli", "simulate", "--json", "--scenario", "spikes", "--seed", "4"]
 
 

