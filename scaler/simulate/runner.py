@@ -27,6 +27,7 @@ from scaler.policy import (
     propose_metric,
     record_scale,
 )
+from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.model import READY, Cluster, ModelParams
 from scaler.simulate.policies import SimPolicy
 from scaler.simulate.sight import Key, Sight
@@ -331,5 +332,6 @@ def run_policy(
     controller does; the result is the same, only slower (the tests check that).
     """
     run = _Run(trace, times, policy, params, seed, reuse_proposals=reuse_proposals)
-    run.run(progress)
+    with gc_paused():
+        run.run(progress)
     return run.result(burst_at)

@@ -30,17 +30,16 @@ with both token columns.
 from __future__ import annotations
 
 import csv
-import gc
 import os
 import random
 from _csv import Reader
 from array import array
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from itertools import islice
 from operator import mul, sub
 from typing import TypeVar
 
+from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.sampling import poisson_counts, trace_from_intervals
 from scaler.simulate.trace_csv_parse import (
     COLUMNS,
@@ -63,7 +62,7 @@ def load_trace_csv(path: str | os.PathLike[str], *, seed: int) -> Trace:
     The same file and seed always give the same trace.
     """
     where = os.fspath(path)
-    with _gc_paused():
+    with gc_paused():
         header, fast = _read(where, read_columns_fast)
         if fast is None:
             # A comment, a blank line or a bad value: read again row by row, which
@@ -72,23 +71,6 @@ def load_trace_csv(path: str | os.PathLike[str], *, seed: int) -> Trace:
         else:
             columns = fast
         return _generate(columns, header, seed, name=os.path.basename(where))
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while loading.
-
-    A 7-day trace allocates a few million container objects (csv rows, iterators),
-    none in reference cycles; the collector would scan them over and over, a quarter
-    to a third of the load time. Reference counting still frees everything.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _read(where: str, read_columns: Callable[[Reader, Header, str], _T]) -> tuple[Header, _T]:
