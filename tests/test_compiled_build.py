@@ -1,9 +1,9 @@
 """``SCALER_MYPYC=1`` builds a wheel whose hot path is compiled with mypyc, and that
 wheel simulates exactly what the pure-Python package simulates.
 
-This builds the wheel as a user would (pip, build isolation, mypy fetched into the
-build environment), so it needs a C compiler and Python's headers: it takes about
-half a minute.
+This builds the wheel as a user would (a bare venv's pip, build isolation, mypy
+fetched into the build environment), so it needs a C compiler and Python's headers:
+it takes about half a minute.
 """
 
 from __future__ import annotations
@@ -31,10 +31,15 @@ SIMULATE = ["-m", "scaler.cli", "simulate", "--json", "--scenario", "spikes", "-
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled wheel, unpacked into a directory that can go on PYTHONPATH."""
     wheels = tmp_path_factory.mktemp("wheels")
+    # From a bare venv, as a user would: no dev tools or type stubs to lean on.
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+        [*pip, "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
         check=True,
         env={**os.environ, "SCALER_MYPYC": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        cwd=wheels,
         timeout=600,
     )
     (wheel,) = wheels.glob("scaler-*.whl")
