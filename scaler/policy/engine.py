@@ -74,7 +74,8 @@ def decide(
 
     ``proposals``: what ``propose`` gives for this observation at ``now``, when the
     caller already has it (the simulator reuses a metric's proposal while its inputs
-    and ``proposal_valid_until`` say it cannot differ). Omitted, they are computed.
+    and ``proposal_valid_until`` say it cannot differ); ``observation.readings`` is
+    then not read. Omitted, they are computed from the readings.
     """
     current = observation.spec_replicas
     history = history.with_initial_recommendation(current, now)
