@@ -159,3 +159,32 @@ def test_plot_without_matplotlib_says_how_to_get_it(
     code, _, err = _run(capsys, "--plot", str(tmp_path / "plot.png"))
     assert code == 2 and "pip install 'scaler[plot]'" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        pytest.param(
+            "series: [ollama_proxy_queue_depth, ollama_proxy_requests_in_flight]",
+            "series: [ollama_requests_total]",
+            "metric 'queue': its direct read uses series the simulator does not model",
+            id="direct",
+        ),
+        pytest.param(
+            "resource: cpu",
+            "resource: memory",
+            "metric 'cpu': the simulator models CPU only, not 'memory'",
+            id="resource",
+        ),
+    ],
+)
+def test_a_config_reading_what_the_model_lacks_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str
+) -> None:
+    default = (Path(__file__).parents[1] / "scaler" / "default_config.yaml").read_text()
+    assert old in default
+    config = tmp_path / "unmodelled.yaml"
+    config.write_text(default.replace(old, new))
+    code, out, err = _run(capsys, "--config", str(config))
+    assert (code, out) == (2, "")
+    assert message in err

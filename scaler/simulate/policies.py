@@ -178,7 +178,7 @@ def _signal(metric: MetricConfig) -> Signal:
         return Signal.CPU
     # The direct path sums its own series at each poll; the query is only its fallback.
     read = " ".join(metric.direct.series) if metric.direct is not None else metric.query
-    what = "direct series" if metric.direct is not None else "query"
+    what = "direct read" if metric.direct is not None else "query"
     queued = QUEUE_SERIES in read
     in_flight = IN_FLIGHT_SERIES in read
     if queued and in_flight:
