@@ -1,6 +1,6 @@
 """Speed and memory of ``scaler simulate`` on a 7-day trace at 1 s resolution.
 
-Run:  .venv/bin/python -m benchmarks.bench_simulate [--days 7] [--rate 1.0]
+Run:  .venv/bin/python -m benchmarks.bench_simulate [--days 7] [--rate 1.0] [--repeat N]
 
 Writes a CSV trace (one row per second with the requests counted in it, about
 ``--rate`` requests/s with a daily swing, short chat answers so ten replicas can keep
@@ -22,6 +22,7 @@ import json
 import math
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,14 +56,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--rate", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=1, help="runs; prints each, then the median")
     args = parser.parse_args()
+    walls = []
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "week.csv"
         rows = write_trace(trace, args.days, args.rate)
         command = [sys.executable, "-m", "scaler.cli", "simulate", "--trace", str(trace), "--json"]
-        started = time.perf_counter()
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
-        wall = time.perf_counter() - started
+        for _ in range(max(1, args.repeat)):
+            started = time.perf_counter()
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            walls.append(time.perf_counter() - started)
+    wall = statistics.median(walls)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     build = subprocess.run(
         [sys.executable, "-c", "import scaler.simulate.runner as r; print(r.__file__)"],
@@ -73,9 +78,10 @@ def main() -> None:
     kind = "pure Python" if build.endswith(".py") else "mypyc-compiled"
     figures = json.loads(done.stdout)
     requests = next(iter(figures["policies"].values()))["requests"]
+    runs = "" if len(walls) == 1 else f" (median of {', '.join(f'{w:.2f}' for w in walls)})"
     print(
         f"simulate: {rows:,} s trace, {requests:,} requests, "
-        f"{len(figures['policies'])} policies: {wall:.2f} s wall, "
+        f"{len(figures['policies'])} policies: {wall:.2f} s wall{runs}, "
         f"peak RSS {peak_kib / 1024:.0f} MiB (largest single process), {kind}"
     )
 
