@@ -101,12 +101,13 @@ class Sight:
         return float(_count(signal, counts.queued, counts.in_flight))
 
     def reading(self, source: SignalSource, key: Key, now: float) -> MetricReading | None:
-        """The reading ``key`` (just given by ``key(source, now)``) stands for."""
+        """The reading ``key`` (given by ``key(source, now)``) stands for."""
         if key is None:
             return None
+        seen = now - self.pipeline.lag
         if source.signal is Signal.CPU:
-            return self._rates
-        counts = None if source.live else self._visible_counts(now - self.pipeline.lag)
+            return self._cpu_rates(seen)  # computed for ``key`` already: reused
+        counts = None if source.live else self._visible_counts(seen)
         if counts is None or counts.per_pod is None:
             return TotalValue(key)
         samples = {
