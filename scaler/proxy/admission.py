@@ -54,6 +54,8 @@ class Admission:
             self.active += 1
             return
         if len(self._waiters) >= self.max_queue:
+            if self.max_queue == 0:  # behind a router, which holds the queue
+                raise QueueFull(f"all {self.parallel} slots are taken")
             raise QueueFull(f"the queue of {self.max_queue} requests is full")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from scaler.proxy.admission import Admission, QueueFull
-from scaler.proxy.forward import Outcome, UpstreamUnavailable, forward
+from scaler.proxy.forward import BUSY_HEADER, Outcome, UpstreamUnavailable, forward
 from scaler.proxy.metrics import (
     INFERENCE_PATHS,
     MANAGEMENT_PATHS,
@@ -105,6 +105,7 @@ class Proxy:
     def _busy(self, reason: str) -> web.Response:
         response = _json_error(503, f"server busy, please try again: {reason}")
         response.headers["Retry-After"] = str(self.settings.retry_after)
+        response.headers[BUSY_HEADER] = "queue-full"
         return response
 
     def _done(self, path: str, response: web.StreamResponse) -> web.StreamResponse:

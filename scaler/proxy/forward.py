@@ -32,6 +32,9 @@ HOP_BY_HOP = frozenset(
         "host",
     }
 )
+BUSY_HEADER = "X-Scaler-Busy"
+"""Set on the proxy's own 503 (its slots and queue are full), never on Ollama's: a
+router seeing it knows the request never reached Ollama and sends it elsewhere."""
 _TAIL_LIMIT = 1 << 16  # keep at most the last 64 KiB to read the final chunk's stats
 
 
@@ -74,30 +77,52 @@ async def forward(
 ) -> tuple[web.StreamResponse, Outcome]:
     """Send ``request`` to ``upstream_url`` (same path and query) and stream the
     answer back. ``started``: perf_counter when Ollama's slot was taken."""
+    upstream = await open_upstream(
+        request,
+        session,
+        upstream_url,
+        body=request.content if request.can_read_body else None,
+        connect_timeout=connect_timeout,
+    )
+    try:
+        return await relay(request, upstream, started)
+    finally:
+        upstream.close()  # never back to the pool half-read: Ollama must see the end
+
+
+async def open_upstream(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    upstream_url: str,
+    *,
+    body: bytes | aiohttp.StreamReader | None,
+    connect_timeout: float,
+) -> aiohttp.ClientResponse:
+    """Send ``request``'s method, path, query and headers with ``body`` to
+    ``upstream_url``; the answer's status and headers, its body still unread.
+
+    The caller must ``close()`` the answer (or ``relay`` it and then close it).
+    """
     url = upstream_url.rstrip("/") + request.rel_url.raw_path_qs
-    has_body = request.can_read_body
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=None)
     try:
-        upstream = await session.request(
+        return await session.request(
             request.method,
             url,
             headers=request_headers(request),
-            data=request.content if has_body else None,
+            data=body,
             allow_redirects=False,
             auto_decompress=False,
             timeout=timeout,
         )
     except (TimeoutError, aiohttp.ClientConnectionError, OSError) as error:
         raise UpstreamUnavailable(f"cannot reach Ollama at {upstream_url}: {error}") from error
-    try:
-        return await _relay(request, upstream, started)
-    finally:
-        upstream.close()  # never back to the pool half-read: Ollama must see the end
 
 
-async def _relay(
+async def relay(
     request: web.Request, upstream: aiohttp.ClientResponse, started: float
 ) -> tuple[web.StreamResponse, Outcome]:
+    """Stream ``upstream``'s answer to ``request``'s client as it arrives."""
     outcome = Outcome(status=upstream.status, first_byte=time.perf_counter() - started)
     response = web.StreamResponse(
         status=upstream.status, reason=upstream.reason, headers=response_headers(upstream)
