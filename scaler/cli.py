@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from scaler.config import load_config
 from scaler.errors import ConfigError, ScalerError, UsageError
@@ -39,11 +40,12 @@ def _config_check(args: argparse.Namespace) -> int:
     for target in config.targets:
         policy = target.to_policy()
         print(f"{target.key}: {policy.min_replicas}..{policy.max_replicas} replicas")
-        for metric in policy.metrics:
+        for metric, spec in zip(target.metrics, policy.metrics, strict=True):
             print(
-                f"  metric {metric.name}: {metric.source.value}, "
-                f"{metric.target_type.value} {metric.target:g}"
+                f"  metric {spec.name}: {spec.source.value}, "
+                f"{spec.target_type.value} {spec.target:g}"
             )
+            print("\n".join(f"    {line}" for line in metric.reads))
         print("\n".join(_describe_behavior(policy.behavior)))
     return 0
 
@@ -61,10 +63,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    import asyncio
-    import contextlib
-    import signal
-
     from scaler import logs
     from scaler.proxy.app import serve
     from scaler.proxy.settings import load_proxy_settings
@@ -80,6 +78,39 @@ def _proxy(args: argparse.Namespace) -> int:
         ready_model=args.ready_model,
     )
     logs.configure(args.log_level)
+    _serve_until_signal(serve(settings))
+    return 0
+
+
+def _router(args: argparse.Namespace) -> int:
+    from scaler import logs
+    from scaler.router.server import serve
+    from scaler.router.settings import load_router_settings
+
+    settings = load_router_settings(
+        host=args.host,
+        port=args.port,
+        endpoints=args.endpoint,
+        service=args.service,
+        namespace=args.namespace,
+        port_name=args.port_name,
+        kubeconfig=args.kubeconfig,
+        management_upstream=args.management_upstream,
+        parallel=args.parallel,
+        max_queue=args.max_queue,
+        retry_after=args.retry_after,
+        no_pod_wait=args.no_pod_wait,
+    )
+    logs.configure(args.log_level)
+    _serve_until_signal(serve(settings))
+    return 0
+
+
+def _serve_until_signal(server: Coroutine[Any, Any, None]) -> None:
+    """Run ``server`` until SIGTERM or SIGINT cancels it (it drains on cancel)."""
+    import asyncio
+    import contextlib
+    import signal
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -88,10 +119,35 @@ def _proxy(args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await serve(settings)
+            await server
 
     asyncio.run(main())
-    return 0
+
+
+def _add_router(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    router = commands.add_parser(
+        "router",
+        help="run the shared queue in front of every Ollama pod",
+        description="Hold one queue for all Ollama pods; bind each request to a free slot.",
+    )
+    router.add_argument("--host", help="listen address (0.0.0.0)")
+    router.add_argument("--port", type=int, help="listen port (11434)")
+    router.add_argument(
+        "--endpoint", action="append", metavar="URL", help="a pod (repeat); no discovery"
+    )
+    router.add_argument("--service", help="the Ollama Service whose EndpointSlices list pods")
+    router.add_argument("--namespace", help="the Service's namespace (default)")
+    router.add_argument("--port-name", help="the EndpointSlice port (default: its only one)")
+    router.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG")
+    router.add_argument("--management-upstream", help="where pull/create/copy/delete/push go")
+    router.add_argument("--parallel", type=int, help="slots per pod, OLLAMA_NUM_PARALLEL (1)")
+    router.add_argument("--max-queue", type=int, help="requests allowed to wait in all (64)")
+    router.add_argument("--retry-after", type=int, help="seconds sent with a 503 (5)")
+    router.add_argument(
+        "--no-pod-wait", type=float, help="seconds a request waits while no pod is ready (10)"
+    )
+    router.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    router.set_defaults(handler=_router)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--ready-model", help="ready only once this model is loaded")
     proxy.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     proxy.set_defaults(handler=_proxy)
+    _add_router(commands)
     return parser
 
 

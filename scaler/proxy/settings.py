@@ -40,8 +40,16 @@ def load_proxy_settings(**flags: Any) -> ProxySettings:
     try:
         return ProxySettings(**given)
     except ValidationError as error:
-        problems = [
-            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']} (got {item.get('input')!r})"
-            for item in error.errors(include_url=False)
-        ]
-        raise ConfigError(problems, source="scaler proxy") from error
+        raise ConfigError(flag_problems(error), source="scaler proxy") from error
+
+
+def flag_problems(error: ValidationError) -> list[str]:
+    """One line per problem, naming the setting and the value given."""
+    problems = []
+    for item in error.errors(include_url=False):
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "value_error":  # a rule across settings: the message names them
+            problems.append(f"{key or 'settings'}: {item['msg'].removeprefix('Value error, ')}")
+        else:
+            problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return problems

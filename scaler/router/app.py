@@ -1,0 +1,249 @@
+"""The router's aiohttp app: the shared queue for inference, pass-through for the rest.
+
+Open WebUI talks to the router's Service; the router binds each inference request to
+a pod's free slot (``Dispatcher``) and streams it through that pod's ``scaler proxy``
+with the proxy's own forwarding code, so every promise of docs/proxy.md (unbuffered
+NDJSON and SSE, cancellation, clean errors, no read timeout) holds across both hops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from scaler.proxy.forward import (
+    BUSY_HEADER,
+    UpstreamUnavailable,
+    forward,
+    open_upstream,
+    relay,
+)
+from scaler.proxy.metrics import INFERENCE_PATHS, MANAGEMENT_PATHS, path_label
+from scaler.router.dispatch import Dispatcher, NoReadyPod, Pod, QueueFull
+from scaler.router.metrics import RouterMetrics, build_metrics
+from scaler.router.settings import RouterSettings
+
+log = logging.getLogger("scaler.router")
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+CONNECT_ATTEMPTS = 3
+"""Pods tried for one request that cannot be reached before the client gets a 502.
+A refusal (the slot is another router's) is not a failure and is not counted."""
+
+
+class BadRequest(Exception):
+    """An inference request the router refuses before queueing it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Router:
+    """Request handlers; one instance per app. ``ready``: discovery has synced."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        registry: CollectorRegistry,
+        dispatcher: Dispatcher,
+        ready: Callable[[], bool],
+    ) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.metrics: RouterMetrics = build_metrics(registry, dispatcher)
+        self._ready = ready
+
+    async def inference(self, request: web.Request) -> web.StreamResponse:
+        """Queue until a pod has a free slot, then stream the answer through it."""
+        path = request.path
+        arrived = time.perf_counter()
+        try:
+            body = await _json_body(request)
+            pod, upstream = await self._bind(request, body)
+        except BadRequest as bad:
+            return self._reject(path, "bad_request", _json_error(bad.status, str(bad)))
+        except QueueFull as full:
+            return self._reject(path, "queue_full", self._busy(str(full)))
+        except NoReadyPod as none:
+            return self._reject(path, "no_ready_pod", self._busy(str(none)))
+        except UpstreamUnavailable as error:
+            log.warning("%s", error)
+            return self._done(path, _json_error(502, str(error)))
+        self.metrics.queue_wait.labels(path).observe(time.perf_counter() - arrived)
+        try:
+            response, outcome = await relay(request, upstream, arrived)
+        finally:
+            upstream.close()  # never back to a pool half-read: the pod must see the end
+            self.dispatcher.release(pod)
+        if outcome.broken:
+            self.metrics.upstream_errors.labels("mid_stream").inc()
+        self.metrics.duration.labels(path).observe(time.perf_counter() - arrived)
+        if outcome.first_byte is not None and outcome.status < 400:
+            self.metrics.time_to_first_byte.labels(path).observe(outcome.first_byte)
+        return self._done(path, response)
+
+    async def _bind(self, request: web.Request, body: bytes) -> tuple[Pod, aiohttp.ClientResponse]:
+        """A pod that accepted the request, and its answer's head (body unread).
+
+        A pod that refuses (its slot is taken by another router) or cannot be reached
+        gives the request back to the head of the queue, for the next free slot.
+        """
+        failures = 0
+        again = False
+        while True:
+            pod = await self.dispatcher.acquire(again=again)
+            again = True
+            try:
+                upstream = await open_upstream(
+                    request,
+                    request.app[SESSION],
+                    pod.url,
+                    body=body,
+                    connect_timeout=self.settings.connect_timeout,
+                )
+            except UpstreamUnavailable:
+                self.dispatcher.refused(pod)
+                self.metrics.upstream_errors.labels("connect").inc()
+                failures += 1
+                if failures >= CONNECT_ATTEMPTS:
+                    raise
+                self.metrics.redispatches.labels("connect_failed").inc()
+                continue
+            except BaseException:  # cancelled while connecting: the slot is ours to free
+                self.dispatcher.release(pod)
+                raise
+            if upstream.status == 503 and BUSY_HEADER in upstream.headers:
+                upstream.close()
+                self.dispatcher.refused(pod)
+                self.metrics.redispatches.labels("slot_taken").inc()
+                continue
+            return pod, upstream
+
+    async def passthrough(self, request: web.Request) -> web.StreamResponse:
+        """Everything that is not inference: to the least busy ready pod, streamed;
+        model management to the models' writer when one is set."""
+        path = request.path
+        if path in MANAGEMENT_PATHS and self.settings.management_upstream:
+            url = self.settings.management_upstream
+        else:
+            pod = self.dispatcher.least_busy()
+            if pod is None:
+                return self._done(path, self._busy("no Ollama pod is ready"))
+            url = pod.url
+        try:
+            response, _ = await forward(
+                request,
+                request.app[SESSION],
+                url,
+                connect_timeout=self.settings.connect_timeout,
+                started=time.perf_counter(),
+            )
+        except UpstreamUnavailable as error:
+            self.metrics.upstream_errors.labels("connect").inc()
+            log.warning("%s", error)
+            return self._done(path, _json_error(502, str(error)))
+        return self._done(path, response)
+
+    def _busy(self, reason: str) -> web.Response:
+        response = _json_error(503, f"server busy, please try again: {reason}")
+        response.headers["Retry-After"] = str(self.settings.retry_after)
+        return response
+
+    def _reject(self, path: str, reason: str, response: web.Response) -> web.Response:
+        self.metrics.rejected.labels(reason).inc()
+        self._done(path, response)
+        return response
+
+    def _done(self, path: str, response: web.StreamResponse) -> web.StreamResponse:
+        self.metrics.requests.labels(path_label(path), str(response.status)).inc()
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Ready once discovery has listed the pods (a router with no pods ready still
+        answers, with a clear 503, rather than leaving the Service)."""
+        if not self._ready():
+            return _json_error(503, "the Ollama pods are not listed yet")
+        counts = {s.value: n for s, n in self.dispatcher.pods_by_state().items()}
+        return web.json_response({"status": "ready", "pods": counts})
+
+
+async def _json_body(request: web.Request) -> bytes:
+    """The whole body, read before queueing: a request that goes back to the queue
+    is sent again, and a malformed one never takes a slot."""
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as error:
+        raise BadRequest(413, f"request body over {request.app._client_max_size} bytes") from error
+    try:
+        parsed = json.loads(body)
+    except ValueError as error:
+        raise BadRequest(400, f"request body is not valid JSON: {error}") from error
+    if not isinstance(parsed, dict):
+        raise BadRequest(400, f"request body must be a JSON object, not {type(parsed).__name__}")
+    return body
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps({"error": message}), content_type="application/json"
+    )
+
+
+ROUTER = web.AppKey("router", Router)
+Discovery = Callable[[Dispatcher], AbstractAsyncContextManager[Callable[[], bool]]]
+"""Feeds a dispatcher the pods' snapshots while entered; gives a ``synced`` predicate."""
+
+
+def build_app(
+    settings: RouterSettings, discovery: Discovery, registry: CollectorRegistry | None = None
+) -> web.Application:
+    """The router as an aiohttp app. The app owns the discovery (``cleanup_ctx``): it
+    runs while the app serves, and through the drain."""
+    registry = registry or CollectorRegistry()
+    dispatcher = Dispatcher(
+        parallel=settings.parallel,
+        max_queue=settings.max_queue,
+        no_pod_wait=settings.no_pod_wait,
+        clock=time.monotonic,
+        schedule=lambda delay, callback: asyncio.get_running_loop().call_later(delay, callback),
+    )
+    synced: list[Callable[[], bool]] = []
+    router = Router(settings, registry, dispatcher, lambda: bool(synced) and synced[0]())
+    app = web.Application(client_max_size=settings.max_body)
+
+    async def pods(app: web.Application) -> AsyncIterator[None]:
+        async with discovery(dispatcher) as ready:
+            synced.append(ready)
+            yield
+
+    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+        # A fresh connection per request, as in the proxy: closing it is how a
+        # cancelled request tells the pod to free its slot at once.
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+            app[SESSION] = session
+            yield
+
+    app.cleanup_ctx.append(upstream_session)
+    app.cleanup_ctx.append(pods)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/healthz", router.healthz)
+    app.router.add_get("/readyz", router.readyz)
+    for path in sorted(INFERENCE_PATHS):
+        app.router.add_post(path, router.inference)
+    app.router.add_route("*", "/{tail:.*}", router.passthrough)
+    app[ROUTER] = router
+    return app

@@ -1,0 +1,84 @@
+"""Run ``scaler router``: the app, its discovery of the pods, and a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from scaler.router.app import Discovery, build_app
+from scaler.router.dispatch import Dispatcher
+from scaler.router.endpoints import static_snapshot
+from scaler.router.settings import RouterSettings
+
+log = logging.getLogger("scaler.router")
+
+DRAIN_TIMEOUT = 3600.0
+"""Seconds a stopping router lets queued and streaming requests finish (the pod's
+terminationGracePeriodSeconds is the real bound)."""
+
+
+def static_discovery(urls: list[str]) -> Discovery:
+    """``--endpoint`` URLs: always these pods, always ready."""
+
+    @contextlib.asynccontextmanager
+    async def discovery(dispatcher: Dispatcher) -> AsyncIterator[Callable[[], bool]]:
+        dispatcher.update(static_snapshot(urls))
+        yield lambda: True
+
+    return discovery
+
+
+def slice_discovery(settings: RouterSettings) -> Discovery:
+    """The Service's EndpointSlices, watched; the watch task is cancelled and awaited
+    on exit."""
+    from scaler.kube.client import api_client
+    from scaler.router.discovery import EndpointSliceWatch
+
+    assert settings.service is not None
+
+    @contextlib.asynccontextmanager
+    async def discovery(dispatcher: Dispatcher) -> AsyncIterator[Callable[[], bool]]:
+        async with api_client(settings.kubeconfig) as api:
+            watch = EndpointSliceWatch(
+                api,
+                namespace=settings.namespace,
+                service=settings.service,
+                port_name=settings.port_name,
+                on_change=dispatcher.update,
+            )
+            task = asyncio.create_task(watch.run(), name="endpointslice-watch")
+            try:
+                yield lambda: watch.synced
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return discovery
+
+
+async def serve(settings: RouterSettings) -> None:
+    """Serve until cancelled (the CLI cancels on SIGTERM), then drain: stop listening,
+    let queued and streaming requests finish, then stop discovery."""
+    discovery = (
+        static_discovery(settings.endpoints) if settings.endpoints else slice_discovery(settings)
+    )
+    app = build_app(settings, discovery)
+    # Cancel a handler when its client disconnects, so a queued request leaves the
+    # queue and a running one closes its connection to the pod (the slot frees).
+    runner = web.AppRunner(
+        app, handle_signals=False, handler_cancellation=True, shutdown_timeout=DRAIN_TIMEOUT
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        where = ", ".join(settings.endpoints) or f"service {settings.namespace}/{settings.service}"
+        log.info("scaler router listening on %s:%d for %s", settings.host, settings.port, where)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
