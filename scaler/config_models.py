@@ -7,10 +7,18 @@ so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from scaler.policy import (
@@ -32,6 +40,7 @@ from scaler.quantity import parse_quantity
 Quantity = Annotated[float, BeforeValidator(parse_quantity)]
 _RANGE = re.compile(r"\[(\d+(?:\.\d+)?)(ms|s|m|h)\]")
 _RANGE_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DNS_LABEL = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 
 
 class StrictModel(BaseModel):
@@ -126,16 +135,61 @@ _TARGET_FIELDS = {
 
 
 class DirectConfig(StrictModel):
-    """Read the pods' proxies themselves each poll, with the query as the fallback.
+    """Read the exporters themselves each poll, with the query as the fallback.
 
-    The value is the sum of ``series`` over every ready pod's ``http://POD_IP:port``
-    ``path``: no scrape interval in between. If any ready pod cannot be read, the
-    poll uses the Prometheus ``query`` instead.
+    Two sources. Without ``host``: every ready pod of the Deployment, at
+    ``http://POD_IP:port`` ``path`` (the pods' proxies). With ``host``: every address
+    that name resolves to, at ``http://ADDRESS:port`` ``path`` (the routers, through a
+    headless Service, whose DNS name answers with each ready router's IP). The value
+    is the sum of ``series`` over all of them: no scrape interval in between. If any
+    of them cannot be read, the poll uses the Prometheus ``query`` instead.
     """
 
+    host: str | None = Field(
+        default=None, description="a DNS name or IP; default: the Deployment's ready pods"
+    )
     port: int = Field(ge=1, le=65535)
     path: str = Field(default="/metrics", pattern=r"^/")
     series: list[str] = Field(min_length=1)
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_a_name_or_an_address(cls, host: str | None) -> str | None:
+        if host is None or _is_ip(host) or _is_dns_name(host):
+            return host
+        raise ValueError(
+            f"{host!r} is neither a DNS name nor an IP address "
+            "(e.g. scaler-router-headless.chatbot.svc.cluster.local, without a scheme or port)"
+        )
+
+    @property
+    def reads(self) -> list[str]:
+        """Where each poll reads, in words (``scaler config check``)."""
+        if self.host is None:
+            source = f"the pods' proxies directly: each ready pod, http://POD_IP:{self.port}"
+        else:
+            source = (
+                f"the routers directly: every address of {self.host}, http://ADDRESS:{self.port}"
+            )
+        return [
+            f"reads {source}{self.path}",
+            f"sums {' + '.join(self.series)}; if any cannot be read: the query",
+        ]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_dns_name(host: str) -> bool:
+    """RFC 1123: dot-separated labels of letters, digits and inner hyphens; a
+    trailing dot (fully qualified) is allowed."""
+    name = host.removesuffix(".")
+    return 0 < len(name) <= 253 and all(_DNS_LABEL.fullmatch(p) for p in name.split("."))
 
 
 class MetricConfig(StrictModel):
@@ -157,7 +211,8 @@ class MetricConfig(StrictModel):
     def _direct_only_for_external(self) -> MetricConfig:
         if self.direct is not None and self.type is not SourceType.EXTERNAL:
             raise ValueError(
-                f"direct reads sum over pods: only for External, not {self.type.value}"
+                f"a direct read sums its series into one number: only for External,"
+                f" not {self.type.value}"
             )
         return self
 
@@ -170,6 +225,11 @@ class MetricConfig(StrictModel):
                 f" metric (allowed: {', '.join(t.value for t in allowed)})"
             )
         return self
+
+    @property
+    def reads(self) -> list[str]:
+        """Where each poll reads this metric, in words (``scaler config check``)."""
+        return ["reads Prometheus (the query)"] if self.direct is None else self.direct.reads
 
     @property
     def rate_window(self) -> float | None:

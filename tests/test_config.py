@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ BASE: dict[str, Any] = {
         }
     ]
 }
+NOT_A_HOST = " (e.g. scaler-router-headless.chatbot.svc.cluster.local, without a scheme or port)"
 
 
 def _with(path: str, value: Any) -> dict[str, Any]:
@@ -178,6 +180,45 @@ def test_omitted_fields_of_a_given_rule_take_their_defaults() -> None:
             "'^[a-zA-Z_][a-zA-Z0-9_]*$' (got 'queue depth')",
             id="metric-name-not-a-label",
         ),
+        pytest.param(
+            "metrics.0.direct",
+            {"host": "http://routers:11434", "port": 11434, "series": ["q"]},
+            "targets[0].metrics[0].direct.host: 'http://routers:11434' is neither a DNS name "
+            "nor an IP address" + NOT_A_HOST,
+            id="direct-host-with-scheme",
+        ),
+        pytest.param(
+            "metrics.0.direct",
+            {"host": "scaler_router.chatbot", "port": 11434, "series": ["q"]},
+            "targets[0].metrics[0].direct.host: 'scaler_router.chatbot' is neither a DNS name "
+            "nor an IP address" + NOT_A_HOST,
+            id="direct-host-underscore",
+        ),
+        pytest.param(
+            "metrics.0.direct",
+            {"host": "a" * 64 + ".svc", "port": 11434, "series": ["q"]},
+            f"targets[0].metrics[0].direct.host: '{'a' * 64}.svc' is neither a DNS name nor an "
+            "IP address" + NOT_A_HOST,
+            id="direct-host-label-too-long",
+        ),
+        pytest.param(
+            "metrics.0.direct",
+            {"host": "routers.chatbot.svc", "port": 0, "series": ["q"]},
+            "targets[0].metrics[0].direct.port: Input should be greater than or equal to 1 (got 0)",
+            id="direct-port-zero",
+        ),
+        pytest.param(
+            "metrics.0.direct",
+            {"host": "routers.chatbot.svc", "series": ["q"]},
+            "targets[0].metrics[0].direct.port: required key is missing",
+            id="direct-host-without-port",
+        ),
+        pytest.param(
+            "metrics.0.direct",
+            {"hots": "routers.chatbot.svc", "port": 11434, "series": ["q"]},
+            "targets[0].metrics[0].direct.hots: unknown key (did you mean 'host'?)",
+            id="direct-host-typo",
+        ),
     ],
 )
 def test_bad_input_names_the_key_and_the_value(path: str, value: Any, expected: str) -> None:
@@ -246,3 +287,45 @@ def test_an_hpa_behavior_block_pastes_verbatim(tmp_path: Path) -> None:
 
 def test_default_config_file_is_packaged() -> None:
     assert DEFAULT_CONFIG_PATH.is_file()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "scaler-router-headless.chatbot.svc.cluster.local",
+        "scaler-router-headless.chatbot.svc.cluster.local.",
+        "scaler-router-headless",
+        "127.0.0.1",
+        "fd00::10",
+    ],
+)
+def test_direct_host_takes_a_dns_name_or_an_ip(host: str) -> None:
+    data = _with("metrics.0.direct", {"host": host, "port": 11434, "series": ["q"]})
+    direct = parse_config(data).targets[0].metrics[0].direct
+    assert direct is not None and direct.host == host
+
+
+def test_the_two_direct_sources_say_where_they_read() -> None:
+    pods = {"port": 11434, "series": ["ollama_proxy_queue_depth"]}
+    routers = {**pods, "host": "routers.chatbot.svc", "series": ["a", "b"]}
+    metric = parse_config(_with("metrics.0.direct", pods)).targets[0].metrics[0]
+    assert metric.reads == [
+        "reads the pods' proxies directly: each ready pod, http://POD_IP:11434/metrics",
+        "sums ollama_proxy_queue_depth; if any cannot be read: the query",
+    ]
+    metric = parse_config(_with("metrics.0.direct", routers)).targets[0].metrics[0]
+    assert metric.reads == [
+        "reads the routers directly: every address of routers.chatbot.svc, "
+        "http://ADDRESS:11434/metrics",
+        "sums a + b; if any cannot be read: the query",
+    ]
+    assert parse_config(BASE).targets[0].metrics[0].reads == ["reads Prometheus (the query)"]
+
+
+def test_the_default_queue_is_read_from_the_routers() -> None:
+    queue = load_config().targets[0].metrics[0]
+    assert queue.direct is not None
+    assert queue.direct.host == "scaler-router-headless.chatbot.svc.cluster.local"
+    assert queue.direct.series == ["scaler_router_queue_depth", "scaler_router_requests_in_flight"]
+    # The fallback counts the same thing from the same exporters, only older.
+    assert set(re.findall(r"scaler_router_\w+", queue.query)) == set(queue.direct.series)

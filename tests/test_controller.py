@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -18,8 +19,10 @@ from scaler.controller.metrics import build_metrics
 from scaler.controller.target import TargetReconciler
 from scaler.kube.base import PAUSE_ANNOTATION, PIN_ANNOTATION, Conflict, KubeError
 from scaler.policy import Reason
-from scaler.sources.base import ConnectionFailed, StaleSample
+from scaler.sources.base import ConnectionFailed, EmptyResult, StaleSample
+from scaler.sources.proxies import ProxyScraper
 from tests.fakes import FakeActuator, FakeClock, FakeDeployment, FakeSource
+from tests.router_stand_ins import FakeResolver, router_stand_ins
 
 KEY = ("chatbot", "ollama")
 
@@ -36,7 +39,13 @@ def _config(**top: Any) -> ScalerConfig:
 class Rig:
     """A controller over one target with fake boundaries, driven tick by tick."""
 
-    def __init__(self, config: ScalerConfig | None = None, *, replicas: int = 2) -> None:
+    def __init__(
+        self,
+        config: ScalerConfig | None = None,
+        *,
+        replicas: int = 2,
+        direct: ProxyScraper | None = None,
+    ) -> None:
         self.config = config or _config()
         self.clock = FakeClock()
         self.source = FakeSource({"queue": 0.0, "cpu": {}})
@@ -51,6 +60,7 @@ class Rig:
             actuator=self.actuator,
             metrics=self.metrics,
             is_leader=lambda: self.leader,
+            direct=direct,
         )
         self.controller = Controller(
             [self.reconciler], metrics=self.metrics, clock=self.clock, sleep=self.clock.sleep
@@ -215,6 +225,44 @@ async def test_an_unreadable_deployment_is_skipped_and_counted() -> None:
     assert await rig.reconciler.reconcile(rig.clock.now) is None
     assert rig.sample("scaler_kubernetes_errors_total", operation="observe") == 1
     assert await rig.at(2, queue=8.0, cpu=_cpu(2, 2.0)) is Reason.SCALE_UP_LIMIT
+
+
+async def test_the_queue_is_read_from_every_router_and_prometheus_covers_a_failure() -> None:
+    data = _config().model_dump(by_alias=True, exclude_none=True)
+    direct = data["targets"][0]["metrics"][0]["direct"]  # the default: the routers
+    host = direct["host"]
+    async with router_stand_ins(2) as (routers, addresses, port), aiohttp.ClientSession() as s:
+        direct["port"] = port
+        resolver = FakeResolver({host: addresses})
+        rig = Rig(parse_config(data), direct=ProxyScraper(s, timeout=1, resolver=resolver))
+        labels = {"namespace": "chatbot", "deployment": "ollama", "metric": "queue"}
+        routers[0].queue.set(5)
+        routers[0].in_flight.set(1)
+        routers[1].in_flight.set(2)
+        # t=0, the first poll: no pod list is needed to find the routers. They hold 8
+        # while Prometheus's older scrape says 0: 8 on 2 pods, +100 % allows 4.
+        assert await rig.at(0, queue=0.0, cpu=_cpu(2, 0.1)) is Reason.SCALE_UP_LIMIT
+        assert rig.replicas == 4 and rig.sample("scaler_metric_value", **labels) == 8 / 2
+        assert rig.sample("scaler_metric_reads_total", **labels, source="direct") == 1
+        assert [q for q, _ in rig.source.calls if q == "queue"] == []
+        # t=2: one router answers 503: this poll takes Prometheus's value (now 8 too).
+        routers[1].server.status = 503
+        assert await rig.at(2, queue=8.0) is Reason.SCALE_UP_LIMIT
+        assert rig.sample("scaler_metric_errors_total", **labels, kind="http_status") == 1
+        assert rig.sample("scaler_metric_reads_total", **labels, source="prometheus") == 1
+        # t=4: no router is ready, so the name has no address (NXDOMAIN): Prometheus.
+        resolver.names[host] = EmptyResult(f"{host} resolves to no address")
+        await rig.at(4)
+        assert rig.sample("scaler_metric_errors_total", **labels, kind="empty") == 1
+        assert rig.sample("scaler_metric_reads_total", **labels, source="prometheus") == 2
+        # t=6: both back, and quieter than Prometheus says: the routers win again.
+        resolver.names[host] = addresses
+        routers[1].server.status = 200
+        routers[0].queue.set(0)
+        await rig.at(6)
+        assert rig.sample("scaler_metric_value", **labels) == 3 / 4
+        assert rig.sample("scaler_metric_reads_total", **labels, source="direct") == 2
+        assert resolver.lookups == [host] * 4
 
 
 class _Broken(TargetReconciler):

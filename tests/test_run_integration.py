@@ -25,6 +25,7 @@ from tests.exporter import Exporter
 from tests.fake_kube import FakeKube
 from tests.prometheus_server import PrometheusServer
 from tests.proxy_stand_ins import stand_ins
+from tests.router_stand_ins import ROUTER_SERIES, router_stand_ins
 
 SCALE = r"/namespaces/{ns}/deployments/ollama/scale$"
 
@@ -320,22 +321,69 @@ async def test_the_fast_path_reads_the_proxies_and_falls_back_to_prometheus(
             "port": port,
             "series": ["ollama_proxy_queue_depth", "ollama_proxy_requests_in_flight"],
         }
-        config = parse_config(data)
-        kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
-        async with serving(config, kubeconfig=kubeconfig) as (service, _):
-            reads = service.metrics.metric_reads
-            await _until(
-                lambda: reads.labels(ns, "ollama", "queue", "direct")._value.get() >= 2,
-                what="direct reads",
-            )
-            proxies[0].queue.set(7)  # Prometheus never sees this: only the proxy knows
+
+        def steer() -> None:  # Prometheus never sees this: only the proxies know
+            proxies[0].queue.set(7)
             proxies[1].in_flight.set(1)
-            await _until(lambda: _patched(kube, ns), what="a patch from the direct reading")
-            assert _patched(kube, ns)[0] == 4
-            # A proxy that cannot be read: the poll falls back to Prometheus.
+
+        def fail() -> None:
             proxies[1].status = 503
-            before = reads.labels(ns, "ollama", "queue", "prometheus")._value.get()
-            await _until(
-                lambda: reads.labels(ns, "ollama", "queue", "prometheus")._value.get() > before,
-                what="the Prometheus fallback",
-            )
+
+        await _direct_then_prometheus(kube, ns, parse_config(data), tmp_path, steer, fail)
+
+
+async def test_the_fast_path_reads_the_routers_behind_a_name(
+    kube: FakeKube,
+    exporter: Exporter,
+    exporter_namespace: str,
+    scraped_prometheus: PrometheusServer,
+    tmp_path: Path,
+) -> None:
+    """The real wiring: the system resolver finds the router behind ``localhost``."""
+    ns = exporter_namespace
+    async with router_stand_ins(1) as ((router,), _, port):
+        _seed(kube, exporter, ns)  # pods without IPs: the routers need none
+        data = _config(scraped_prometheus.url, ns)
+        data["targets"][0]["metrics"][0]["direct"] = {
+            "host": "localhost",
+            "port": port,
+            "series": list(ROUTER_SERIES),
+        }
+
+        def steer() -> None:  # Prometheus never sees this: only the router knows
+            router.queue.set(6)
+            router.in_flight.set(2)
+
+        def fail() -> None:
+            router.server.status = 503
+
+        await _direct_then_prometheus(kube, ns, parse_config(data), tmp_path, steer, fail)
+
+
+async def _direct_then_prometheus(
+    kube: FakeKube,
+    ns: str,
+    config: ScalerConfig,
+    tmp_path: Path,
+    steer: Callable[[], None],
+    fail: Callable[[], None],
+) -> None:
+    """Direct reads serve the polls; ``steer`` puts 8 in the system, which only the
+    direct path sees, and scaler patches 4 (+100 % of 2); after ``fail`` the polls
+    fall back to Prometheus."""
+    kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
+    async with serving(config, kubeconfig=kubeconfig) as (service, _):
+        reads = service.metrics.metric_reads
+        await _until(
+            lambda: reads.labels(ns, "ollama", "queue", "direct")._value.get() >= 2,
+            what="direct reads",
+        )
+        steer()
+        await _until(lambda: _patched(kube, ns), what="a patch from the direct reading")
+        assert _patched(kube, ns)[0] == 4
+        fail()
+        before = reads.labels(ns, "ollama", "queue", "prometheus")._value.get()
+        await _until(
+            lambda: reads.labels(ns, "ollama", "queue", "prometheus")._value.get() > before,
+            what="the Prometheus fallback",
+        )

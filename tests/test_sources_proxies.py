@@ -1,6 +1,10 @@
-"""The fast path: each ready pod's proxy read directly, on its own loopback address."""
+"""The fast path: each ready pod's proxy, or each router behind one name, read
+directly on its own loopback address."""
 
 from __future__ import annotations
+
+import asyncio
+import socket
 
 import aiohttp
 import pytest
@@ -10,10 +14,13 @@ from scaler.sources.base import (
     ConnectionFailed,
     EmptyResult,
     HttpStatus,
+    MetricUnavailable,
     QueryTimeout,
 )
-from scaler.sources.proxies import ProxyScraper, sum_series
+from scaler.sources.proxies import ProxyScraper, endpoint_urls, sum_series
+from scaler.sources.resolver import SystemResolver, lookup_failure, one_family
 from tests.proxy_stand_ins import stand_ins
+from tests.router_stand_ins import ROUTER_SERIES, FakeResolver, router_stand_ins
 
 SERIES = ("ollama_proxy_queue_depth", "ollama_proxy_requests_in_flight")
 
@@ -64,3 +71,125 @@ def test_sum_series_names_what_is_wrong() -> None:
         sum_series("ollama_proxy_queue_depth lots\n", SERIES, source="x")
     with pytest.raises(EmptyResult, match="exports none of"):
         sum_series("something_else 1\n", SERIES, source="x")
+
+
+# --- the routers behind one name --------------------------------------------------
+
+
+async def test_every_address_of_the_name_is_read_and_summed() -> None:
+    async with router_stand_ins(2) as (routers, addresses, port), aiohttp.ClientSession() as s:
+        assert addresses == ["127.0.0.1", "127.0.0.2"]
+        resolver = FakeResolver({"routers.test": addresses})
+        routers[0].queue.set(5)
+        routers[0].in_flight.set(2)
+        routers[1].in_flight.set(1)
+        scraper = ProxyScraper(s, timeout=1, resolver=resolver)
+        sample = await scraper.total_behind(
+            "routers.test", port=port, path="/metrics", series=ROUTER_SERIES, now=7.0
+        )
+        assert (sample.value, sample.timestamp) == (5 + 2 + 1, 7.0)
+        # The name is looked up at every read: a router that joins counts at once.
+        resolver.names["routers.test"] = addresses[:1]
+        sample = await scraper.total_behind(
+            "routers.test", port=port, path="/metrics", series=ROUTER_SERIES, now=8.0
+        )
+        assert sample.value == 5 + 2
+        assert resolver.lookups == ["routers.test"] * 2
+
+
+async def test_a_dual_stack_answer_reads_each_router_once() -> None:
+    async with router_stand_ins(2) as (routers, _, port), aiohttp.ClientSession() as s:
+        routers[0].queue.set(3)
+        routers[1].queue.set(4)
+        # An A and an AAAA record per router, and a repeat: IPv4 only, once each
+        # (nothing listens on ::1 here, so reading it would fail the whole reading).
+        answer = ["127.0.0.1", "::1", "127.0.0.2", "::2", "127.0.0.1"]
+        scraper = ProxyScraper(s, timeout=1, resolver=FakeResolver({"routers.test": answer}))
+        sample = await scraper.total_behind(
+            "routers.test", port=port, path="/metrics", series=ROUTER_SERIES, now=0
+        )
+    assert sample.value == 3 + 4
+
+
+@pytest.mark.parametrize(
+    ("answer", "failure", "message"),
+    [
+        pytest.param([], EmptyResult, "resolves to no address", id="no-address"),
+        pytest.param(
+            EmptyResult("routers.test resolves to no address"),
+            EmptyResult,
+            "no address",
+            id="nxdomain",
+        ),
+        pytest.param(
+            ConnectionFailed("cannot resolve routers.test"),
+            ConnectionFailed,
+            "cannot resolve",
+            id="dns-down",
+        ),
+    ],
+)
+async def test_a_name_without_routers_is_a_typed_failure(
+    answer: list[str] | MetricUnavailable, failure: type[MetricUnavailable], message: str
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        resolver = FakeResolver({"routers.test": answer})
+        scraper = ProxyScraper(session, timeout=1, resolver=resolver)
+        with pytest.raises(failure, match=message):
+            await scraper.total_behind(
+                "routers.test", port=9, path="/metrics", series=ROUTER_SERIES, now=0
+            )
+
+
+async def test_one_router_that_cannot_be_read_fails_the_whole_reading() -> None:
+    async with router_stand_ins(2) as (routers, addresses, port), aiohttp.ClientSession() as s:
+        scraper = ProxyScraper(s, timeout=1, resolver=FakeResolver({"r.test": addresses}))
+        routers[1].server.status = 503
+        with pytest.raises(HttpStatus, match=r"127\.0\.0\.2"):
+            await scraper.total_behind(
+                "r.test", port=port, path="/metrics", series=ROUTER_SERIES, now=0
+            )
+
+
+async def test_the_lookup_and_the_reads_share_one_timeout() -> None:
+    async with aiohttp.ClientSession() as session:
+        resolver = FakeResolver({"r.test": ["127.0.0.1"]}, stalled=asyncio.Event())
+        scraper = ProxyScraper(session, timeout=0.05, resolver=resolver)
+        with pytest.raises(QueryTimeout, match=r"r\.test"):
+            await scraper.total_behind(
+                "r.test", port=9, path="/metrics", series=ROUTER_SERIES, now=0
+            )
+
+
+async def test_the_system_resolver_reads_hosts_and_literals() -> None:
+    resolver = SystemResolver()
+    assert "127.0.0.1" in await resolver.resolve("localhost")  # /etc/hosts, no DNS query
+    assert list(await resolver.resolve("127.0.0.2")) == ["127.0.0.2"]
+
+
+@pytest.mark.parametrize(
+    ("code", "failure"),
+    [
+        pytest.param(socket.EAI_NONAME, EmptyResult, id="nxdomain"),
+        pytest.param(socket.EAI_AGAIN, ConnectionFailed, id="temporary"),
+    ],
+)
+def test_a_failed_lookup_is_named(code: int, failure: type[MetricUnavailable]) -> None:
+    error = lookup_failure("r.test", socket.gaierror(code, "what the resolver said"))
+    assert isinstance(error, failure) and "r.test" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("addresses", "expected"),
+    [
+        pytest.param(["10.0.0.1"], ["http://10.0.0.1:11434/metrics"], id="ipv4"),
+        pytest.param(["fd00::7"], ["http://[fd00::7]:11434/metrics"], id="ipv6"),
+        pytest.param(["fe80::1%eth0"], ["http://[fe80::1%25eth0]:11434/metrics"], id="zone"),
+    ],
+)
+def test_endpoint_urls(addresses: list[str], expected: list[str]) -> None:
+    assert endpoint_urls(addresses, 11434, "/metrics") == expected
+
+
+def test_an_ipv6_only_answer_is_kept() -> None:
+    assert one_family(["fd00::1", "fd00::2", "fd00::1"]) == ("fd00::1", "fd00::2")

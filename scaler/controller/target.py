@@ -34,7 +34,7 @@ from scaler.policy import (
     remember,
 )
 from scaler.sources.base import MetricSource, MetricUnavailable
-from scaler.sources.proxies import ProxyScraper
+from scaler.sources.proxies import ProxyScraper, endpoint_urls
 
 log = logging.getLogger("scaler.controller")
 
@@ -131,13 +131,18 @@ class TargetReconciler:
         )
 
     async def _read_direct(self, metric: MetricConfig, now: float) -> MetricReading | None:
-        """The pods' proxies read directly, or None to fall back to Prometheus."""
-        assert metric.direct is not None and self.direct is not None
-        urls = [
-            f"http://{ip}:{metric.direct.port}{metric.direct.path}" for ip in self.state.ready_ips
-        ]
+        """The pods' proxies, or the routers behind ``host``, read directly; or None to
+        fall back to Prometheus."""
+        direct = metric.direct
+        assert direct is not None and self.direct is not None
         try:
-            sample = await self.direct.total(urls, metric.direct.series, now=now)
+            if direct.host is None:
+                urls = endpoint_urls(self.state.ready_ips, direct.port, direct.path)
+                sample = await self.direct.total(urls, direct.series, now=now)
+            else:
+                sample = await self.direct.total_behind(
+                    direct.host, port=direct.port, path=direct.path, series=direct.series, now=now
+                )
         except MetricUnavailable as error:
             self.metrics.metric_errors.labels(*self.labels, metric.name, error.kind).inc()
             log.debug(

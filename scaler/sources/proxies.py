@@ -1,16 +1,18 @@
-"""The fast path: read the queue straight from each pod's ``scaler proxy``.
+"""The fast path: read the queue straight from the processes that hold it.
 
-Prometheus adds its scrape interval to every reading; the proxies know their queue
-now. This source fetches each ready pod's ``/metrics`` concurrently and sums the
-named series. Any pod that cannot be read makes the whole reading fail, with a typed
-failure, so the caller falls back to Prometheus rather than under-count.
+Prometheus adds its scrape interval to every reading; the exporters know their queue
+now. Two kinds: each ready pod's ``scaler proxy`` (the caller knows the pod IPs), or
+each ``scaler router`` behind a headless Service (one name, resolved at every read).
+This source fetches every ``/metrics`` concurrently and sums the named series. Any
+one that cannot be read makes the whole reading fail, with a typed failure, so the
+caller falls back to Prometheus rather than under-count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import aiohttp
 
@@ -23,14 +25,38 @@ from scaler.sources.base import (
     QueryTimeout,
     Sample,
 )
+from scaler.sources.resolver import Resolver, SystemResolver, one_family
 
 
 class ProxyScraper:
-    """Sums series across proxies' ``/metrics``. ``timeout`` in seconds, per pod."""
+    """Sums series across exporters' ``/metrics``. ``timeout`` in seconds: per pod, or
+    for a host's lookup and reads together."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, timeout: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float,
+        resolver: Resolver | None = None,
+    ) -> None:
         self._session = session
+        self._seconds = timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._resolver = resolver or SystemResolver()
+
+    async def total_behind(
+        self, host: str, *, port: int, path: str, series: Sequence[str], now: float
+    ) -> Sample:
+        """The sum of ``series`` over every address ``host`` resolves to (the routers
+        behind a headless Service), stamped ``now``."""
+        try:
+            async with asyncio.timeout(self._seconds):
+                addresses = one_family(await self._resolver.resolve(host))
+                if not addresses:
+                    raise EmptyResult(f"{host} resolves to no address")
+                return await self.total(endpoint_urls(addresses, port, path), series, now=now)
+        except TimeoutError as error:
+            raise QueryTimeout(f"{host} and its addresses did not answer in time") from error
 
     async def total(self, urls: Sequence[str], series: Sequence[str], *, now: float) -> Sample:
         """The sum of ``series`` over every URL's exposition, stamped ``now``."""
@@ -53,6 +79,16 @@ class ProxyScraper:
         except aiohttp.ClientError as error:
             raise ConnectionFailed(f"cannot read {url}: {error}") from error
         return sum_series(text, series, source=url)
+
+
+def endpoint_urls(addresses: Iterable[str], port: int, path: str) -> list[str]:
+    """``http://ADDRESS:port/path`` for each address; IPv6 in brackets (RFC 3986)."""
+    return [f"http://{_authority(address)}:{port}{path}" for address in addresses]
+
+
+def _authority(address: str) -> str:
+    # An IPv6 zone (fe80::1%eth0) is written %25 inside the brackets (RFC 6874).
+    return f"[{address.replace('%', '%25')}]" if ":" in address else address
 
 
 def sum_series(text: str, series: tuple[str, ...], *, source: str) -> float:
