@@ -33,7 +33,7 @@ class NoReadyPod(ScalerError):
     """No Ollama pod has been ready for ``no_pod_wait`` seconds."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Pod:
     """One pod as the dispatcher tracks it. ``active``: our requests it holds."""
 
@@ -81,6 +81,7 @@ class Dispatcher:
         self._no_ready_since: float | None = clock()
         self._wakeup_at: float | None = None
         self._give_up_armed_for: float | None = None  # the _no_ready_since it is armed for
+        self._retired: list[Pod] = []  # replaced under a reused name, still holding requests
 
     # -- what the metrics read --------------------------------------------------------
 
@@ -90,7 +91,9 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return sum(pod.active for pod in self.pods.values())
+        return sum(pod.active for pod in self.pods.values()) + sum(
+            pod.active for pod in self._retired
+        )
 
     def pods_by_state(self) -> dict[EndpointState, int]:
         counts = dict.fromkeys(EndpointState, 0)
@@ -116,8 +119,10 @@ class Dispatcher:
 
     def _merge(self, endpoint: Endpoint, pod: Pod | None) -> None:
         if pod is None or pod.url != endpoint.url:  # a new pod (or a reused name)
-            active = pod.active if pod is not None else 0
-            self.pods[endpoint.key] = Pod(endpoint.key, endpoint.url, endpoint.state, active)
+            if pod is not None and pod.active:
+                pod.present = False
+                self._retired.append(pod)  # finishes its requests under its old address
+            self.pods[endpoint.key] = Pod(endpoint.key, endpoint.url, endpoint.state)
             return
         pod.state = endpoint.state
         pod.present = True
@@ -193,8 +198,7 @@ class Dispatcher:
         pod.active -= 1
         pod.backoff = 0.0
         pod.blocked_until = 0.0  # the slot we held is free now, as far as we know
-        if not pod.present and pod.active == 0 and self.pods.get(pod.key) is pod:
-            del self.pods[pod.key]
+        self._forget_if_done(pod)
         self._dispatch()
 
     def refused(self, pod: Pod) -> None:
@@ -203,9 +207,16 @@ class Dispatcher:
         pod.active -= 1
         pod.backoff = min(BACKOFF_MAX, pod.backoff * 2 or BACKOFF_FIRST)
         pod.blocked_until = self._clock() + pod.backoff
-        if not pod.present and pod.active == 0 and self.pods.get(pod.key) is pod:
-            del self.pods[pod.key]
+        self._forget_if_done(pod)
         self._wake_at(pod.blocked_until)
+
+    def _forget_if_done(self, pod: Pod) -> None:
+        if pod.present or pod.active:
+            return
+        if self.pods.get(pod.key) is pod:
+            del self.pods[pod.key]
+        else:
+            self._retired = [p for p in self._retired if p is not pod]
 
     def _wake_at(self, when: float) -> None:
         if self._wakeup_at is not None and self._wakeup_at <= when:
