@@ -20,6 +20,7 @@ from tests.test_manifests import (
     BUILDS,
     NAMESPACE,
     Obj,
+    build,
     jobs,
     objects,
     one,
@@ -224,6 +225,18 @@ def test_scaler_pods_get_no_service_link_variables(name: str) -> None:
         spec = workload["spec"]["template"]["spec"]
         if any(c["image"].startswith("scaler:") for c in spec["containers"]):
             assert spec.get("enableServiceLinks") is False, workload["metadata"]["name"]
+
+
+@pytest.mark.parametrize("name", ROUTED)
+def test_one_label_finds_every_router_object(name: str) -> None:
+    """docs/deploy.md removes the router with `-l app.kubernetes.io/name=scaler-router`."""
+    named = {(o["kind"], o["metadata"]["name"]) for o in build(name)}
+    labelled = {
+        (o["kind"], o["metadata"]["name"])
+        for o in build(name)
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == ROUTER
+    }
+    assert labelled == {k for k in named if k[1].startswith(ROUTER)}
 
 
 # --- RBAC and Services ------------------------------------------------------------------
