@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scaler.policy import MetricProposal, MetricReading, MetricSpec, propose_metric
 from scaler.policy.calculator import Context
 from scaler.simulate import runner
-from scaler.simulate.model import ModelParams
+from scaler.simulate.model import ROUTINGS, ModelParams
 from scaler.simulate.policies import build_policy
 from scaler.simulate.runner import run_policy, service_times
 from scaler.simulate.sampling import trace_from_rates
@@ -51,7 +51,9 @@ targets:
 
 
 def _both(policy_name: str, rates: list[float], seed: int, **options: Any) -> list[PolicyResult]:
-    params = ModelParams(cold_start=float(seed % 40), max_queue=4 + seed % 8)
+    params = ModelParams(
+        cold_start=float(seed % 40), max_queue=4 + seed % 8, router_max_queue=seed % 30
+    )
     trace = trace_from_rates("random", rates, step=10.0, seed=seed)
     times = service_times(trace, params, exponential=seed % 2 == 0, seed=seed)
     policy = build_policy(policy_name, **options)
@@ -75,12 +77,15 @@ _rates = st.lists(st.floats(min_value=0.0, max_value=1.5), min_size=5, max_size=
 _settings = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+_routings = st.sampled_from(ROUTINGS)
+
+
 @_settings
-@given(rates=_rates, seed=st.integers(min_value=0, max_value=10_000))
+@given(rates=_rates, seed=st.integers(min_value=0, max_value=10_000), routing=_routings)
 def test_the_default_queue_policy_is_the_same_with_or_without_reuse(
-    rates: list[float], seed: int
+    rates: list[float], seed: int, routing: str
 ) -> None:
-    _assert_same(*_both("queue", rates, seed))
+    _assert_same(*_both("queue", rates, seed, routing=routing))
 
 
 @_settings
@@ -88,21 +93,22 @@ def test_the_default_queue_policy_is_the_same_with_or_without_reuse(
     rates=_rates,
     seed=st.integers(min_value=0, max_value=10_000),
     lag=st.sampled_from([0.0, 7.0, 180.0]),
+    routing=_routings,
 )
 def test_the_cpu_hpa_is_the_same_with_or_without_reuse(
-    rates: list[float], seed: int, lag: float
+    rates: list[float], seed: int, lag: float, routing: str
 ) -> None:
-    _assert_same(*_both("cpu-hpa", rates, seed, cpu_hpa_lag=lag))
+    _assert_same(*_both(f"cpu-hpa@{routing}", rates, seed, cpu_hpa_lag=lag))
 
 
 @_settings
-@given(rates=_rates, seed=st.integers(min_value=0, max_value=10_000))
+@given(rates=_rates, seed=st.integers(min_value=0, max_value=10_000), routing=_routings)
 def test_a_pods_metric_and_young_cpu_pods_are_the_same_with_or_without_reuse(
-    tmp_path_factory: pytest.TempPathFactory, rates: list[float], seed: int
+    tmp_path_factory: pytest.TempPathFactory, rates: list[float], seed: int, routing: str
 ) -> None:
     path = tmp_path_factory.mktemp("config") / "pods.yaml"
     path.write_text(PODS_CONFIG)
-    _assert_same(*_both("config", rates, seed, config_path=path))
+    _assert_same(*_both(f"config@{routing}", rates, seed, config_path=path))
 
 
 def test_reuse_is_exercised_on_a_busy_run(monkeypatch: pytest.MonkeyPatch) -> None:

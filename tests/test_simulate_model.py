@@ -1,10 +1,11 @@
-"""The model of Ollama replicas behind the Service, event by event."""
+"""The model of Ollama replicas and of the routing in front of them, event by event."""
 
 from __future__ import annotations
 
 import pytest
 
 from scaler.simulate.model import DRAINING, READY, STARTING, Cluster, ModelParams
+from scaler.simulate.types import SimulationError
 
 PARAMS = ModelParams(parallel=1, max_queue=2, cold_start=30.0, busy_cores=2.0, idle_cores=0.0)
 
@@ -88,3 +89,108 @@ def test_cpu_counter_follows_busy_time_across_back_to_back_requests() -> None:
     assert replica.cpu_seconds(30.0, params) == pytest.approx(0.1 * 30 + 2.0 * 20)
     samples = [replica.cpu_seconds(t, params) for t in (0, 5, 10, 15, 20, 25)]
     assert samples == sorted(samples)
+
+
+# -- routing -------------------------------------------------------------------------
+def test_shared_queue_binds_late_a_new_replica_takes_the_oldest_request_first() -> None:
+    params = ModelParams(parallel=1, router_max_queue=10, cold_start=30.0)
+    cluster = Cluster(params, 1, seed=1, routing="shared")
+    times = [100.0] * 5
+    for request in range(4):
+        cluster.arrive(request, float(request), times)
+    # One in the slot, three in the router's queue, none bound to a pod yet.
+    assert (cluster.in_flight, cluster.queued, len(cluster.backlog)) == (1, 3, 3)
+    assert all(not r.queue for r in cluster.replicas)
+    cluster.scale_to(3, now=5.0)
+    _drain(cluster, 35.0, times)  # both new pods ready at 35 s
+    # The two oldest queued requests (arrived at 1 s and 2 s) start at once.
+    assert cluster.waits == [0.0, 34.0, 33.0]
+    assert [arrived for _, arrived in cluster.backlog] == [3.0]
+    # The next free slot (the first pod, at 100 s) takes the last one.
+    _drain(cluster, 100.0, times)
+    assert cluster.waits[-1] == 97.0 and not cluster.backlog
+
+
+def test_shared_queue_never_sends_new_work_to_a_draining_replica() -> None:
+    params = ModelParams(parallel=1, router_max_queue=10)
+    cluster = Cluster(params, 2, seed=1, routing="shared")
+    first, second = cluster.replicas
+    second.ready_at = 1.0  # the newest ready: removed first
+    times = [20.0, 10.0, 5.0, 5.0]
+    for request in range(4):
+        cluster.arrive(request, 0.0, times)
+    assert (first.active, second.active, len(cluster.backlog)) == (1, 1, 2)
+    cluster.scale_to(1, now=1.0)
+    assert second.state == DRAINING and second in cluster.draining
+    _drain(cluster, 40.0, times)
+    # The draining pod finished its own request at 10 s and took nothing new, though
+    # two were queued: they waited for the pod that stays, free at 20 s.
+    assert cluster.waits == [0.0, 0.0, 20.0, 25.0]
+    assert second.busy_seconds == 10.0 and second not in cluster.draining
+    assert first.busy_seconds == 30.0
+
+
+def test_shared_queue_is_bounded_in_total_and_rejects_beyond_it() -> None:
+    params = ModelParams(parallel=2, max_queue=1, router_max_queue=3)
+    cluster = Cluster(params, 2, seed=1, routing="shared")
+    times = [50.0] * 10
+    for request in range(10):
+        cluster.arrive(request, 0.0, times)
+    # 4 slots busy, 3 waiting (the router's bound, not 1 per pod), 3 rejected.
+    assert (cluster.in_flight, cluster.queued, cluster.rejected) == (4, 3, 3)
+    assert [r.active for r in cluster.replicas] == [2, 2]
+    assert cluster.unserved_waits(7.0) == [7.0, 7.0, 7.0]
+
+
+def test_shared_queue_spreads_over_free_slots_before_stacking_on_one_pod() -> None:
+    cluster = Cluster(ModelParams(parallel=2, router_max_queue=0), 3, seed=4, routing="shared")
+    for request in range(3):
+        cluster.arrive(request, 0.0, [9.0] * 3)
+    assert [r.active for r in cluster.replicas] == [1, 1, 1]
+
+
+def test_least_routing_picks_the_pod_with_fewest_outstanding_requests() -> None:
+    params = ModelParams(parallel=1, max_queue=5)
+    cluster = Cluster(params, 3, seed=2, routing="least")
+    a, b, c = cluster.replicas
+    times = [100.0] * 9
+    for request in range(6):
+        cluster.arrive(request, 0.0, times)
+    # Each pod in turn is (one of) the least loaded: 2 outstanding each.
+    assert [r.active + len(r.queue) for r in cluster.replicas] == [2, 2, 2]
+    b.queue.clear()  # b is now the least loaded (1): it must get the next request
+    cluster.queued -= 1
+    cluster.arrive(6, 1.0, times)
+    assert [len(r.queue) for r in (a, b, c)] == [1, 1, 1]
+    assert b.queue[-1] == (6, 1.0)
+
+
+def test_least_routing_breaks_ties_with_the_seeded_rng() -> None:
+    def first_pods(seed: int) -> list[str]:
+        cluster = Cluster(ModelParams(parallel=1, max_queue=5), 4, seed=seed, routing="least")
+        picked = []
+        for request in range(4):
+            before = {r.name: r.active for r in cluster.replicas}
+            cluster.arrive(request, 0.0, [9.0] * 4)
+            picked += [r.name for r in cluster.replicas if r.active > before[r.name]]
+        return picked
+
+    assert sorted(first_pods(1)) == [f"ollama-{i}" for i in range(4)]  # never stacked
+    assert first_pods(1) == first_pods(1)
+    assert len({tuple(first_pods(seed)) for seed in range(10)}) > 1  # not always in order
+
+
+def test_random_routing_keeps_a_backlog_on_the_pod_where_it_formed() -> None:
+    cluster = Cluster(PARAMS, 1, seed=1, routing="random")
+    times = [100.0] * 3
+    for request in range(3):
+        cluster.arrive(request, 0.0, times)
+    cluster.scale_to(2, now=1.0)
+    _drain(cluster, 31.0, times)
+    new = cluster.replicas[1]
+    assert new.state == READY and new.active == 0 and len(cluster.replicas[0].queue) == 2
+
+
+def test_an_unknown_routing_is_refused_with_the_valid_ones() -> None:
+    with pytest.raises(SimulationError, match="unknown routing 'fastest'; valid: random, least"):
+        Cluster(PARAMS, 1, seed=1, routing="fastest")

@@ -44,7 +44,7 @@ def policy(
         array("b", reasons),
         reason_names,
     )
-    return PolicyResult(name, "queue", summary(), timeline)
+    return PolicyResult(name, "queue", summary(), timeline, "shared")
 
 
 def idle(name: str, seconds: int) -> PolicyResult:
@@ -57,7 +57,7 @@ def idle(name: str, seconds: int) -> PolicyResult:
         array("b", bytes(seconds)),
         ["-"],
     )
-    return PolicyResult(name, "queue", summary(), timeline)
+    return PolicyResult(name, "queue", summary(), timeline, "shared")
 
 
 ARRIVALS = array("i", [0, 7, 1])

@@ -32,9 +32,11 @@ def summary(**changes: object) -> Summary:
     return Summary(**figures)  # type: ignore[arg-type]
 
 
-def result(name: str, s: Summary, *, seconds: int = 3600, signal: str = "queue") -> PolicyResult:
+def result(
+    name: str, s: Summary, *, seconds: int = 3600, signal: str = "queue", routing: str = "shared"
+) -> PolicyResult:
     timeline = PolicyTimeline(desired=array("i", [2] * seconds))
-    return PolicyResult(name, signal, s, timeline)
+    return PolicyResult(name, signal, s, timeline, routing)
 
 
 QUEUE = result("queue", summary())
@@ -52,24 +54,25 @@ CPU = result(
         scale_events=3,
     ),
     signal="cpu",
+    routing="random",
 )
 
 
 def test_table_has_one_aligned_row_per_policy() -> None:
     expected = """\
-    policy   wait p50  wait p95  wait p99    max   rejected  reaction  replica-       avg   scale
-                  (s)       (s)       (s)  queue                  (s)   seconds  replicas  events
-    -------  --------  --------  --------  -----  ---------  --------  --------  --------  ------
-    queue        0.00      0.04      1.25     12   0 (0.0%)      15.0     7,200      2.00       6
-    cpu-hpa      41.5       312     1,234  1,500  12 (1.2%)         -     7,740      2.15       3
-    """
+    policy   routing  wait p50  wait p95  wait p99    max   rejected  reaction  replica-       avg   scale
+                           (s)       (s)       (s)  queue                  (s)   seconds  replicas  events
+    -------  -------  --------  --------  --------  -----  ---------  --------  --------  --------  ------
+    queue    shared       0.00      0.04      1.25     12   0 (0.0%)      15.0     7,200      2.00       6
+    cpu-hpa  random       41.5       312     1,234  1,500  12 (1.2%)         -     7,740      2.15       3
+    """  # noqa: E501 (a table wider than a line of code)
     assert format_table([QUEUE, CPU]) == textwrap.dedent(expected).rstrip("\n")
 
 
 def test_table_without_requests_or_timeline_shows_no_share_and_no_average() -> None:
     idle = result("static:2", summary(requests=0, served=0, reaction=None), seconds=0)
     row = format_table([idle]).splitlines()[-1].split()
-    assert row == ["static:2", "0.00", "0.04", "1.25", "12", "0", "-", "7,200", "-", "6"]
+    assert row == ["static:2", "shared", "0.00", "0.04", "1.25", "12", "0", "-", "7,200", "-", "6"]
 
 
 @pytest.mark.parametrize(
@@ -102,16 +105,38 @@ def test_shares_never_round_to_zero_or_all(share: float, text: str) -> None:
     assert format_share(share) == text
 
 
-def test_compare_puts_the_first_policy_against_each_other() -> None:
+def test_compare_puts_the_first_policy_against_each_other_and_the_stacks_last() -> None:
     static = result("static:4", summary(wait_p95=0.04, replica_seconds=14400.0))
-    assert compare([QUEUE, CPU, static]) == "\n".join(
+    least = result("cpu-hpa@least", summary(wait_p95=100.0), routing="least")
+    assert compare([QUEUE, CPU, static, least]) == "\n".join(
         [
-            "queue vs cpu-hpa: p95 wait 0.04 s vs 312 s (7,811x lower), rejected 0 vs 12,"
-            " at 0.93x the replica-seconds",
-            "queue vs static:4: p95 wait 0.04 s vs 0.04 s (about the same),"
+            "queue (shared) vs static:4 (shared): p95 wait 0.04 s vs 0.04 s (about the same),"
             " at 0.50x the replica-seconds",
+            "queue (shared) vs cpu-hpa@least: p95 wait 0.04 s vs 100 s (2,500x lower),"
+            " at 1.0x the replica-seconds",
+            "our stack (queue behind the router's shared queue) vs the seed's"
+            " (cpu-hpa behind random routing): p95 wait 0.04 s vs 312 s (7,811x lower),"
+            " rejected 0 vs 12, at 0.93x the replica-seconds",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("ours", "seed"),
+    [
+        pytest.param(("queue", "random"), ("cpu-hpa", "random"), id="ours-not-shared"),
+        pytest.param(("queue", "shared"), ("cpu-hpa@shared", "shared"), id="seed-not-random"),
+        pytest.param(("cpu-hpa@shared", "shared"), ("cpu-hpa", "random"), id="ours-is-cpu-hpa"),
+    ],
+)
+def test_compare_names_the_stacks_only_when_they_are_ours_and_the_seeds(
+    ours: tuple[str, str], seed: tuple[str, str]
+) -> None:
+    line = compare(
+        [result(ours[0], summary(), routing=ours[1]), result(*seed[:1], summary(), routing=seed[1])]
+    )
+    assert "stack" not in line
+    assert line.startswith(ours[0])
 
 
 def test_compare_alone_says_nothing() -> None:
@@ -145,6 +170,7 @@ def test_json_layout_keys_and_values() -> None:
     assert list(document["policies"]) == ["queue", "cpu-hpa"]
     assert document["policies"]["cpu-hpa"] == {
         "signal": "cpu",
+        "routing": "random",
         "requests": 1000,
         "served": 988,
         "rejected": 12,
@@ -156,7 +182,7 @@ def test_json_layout_keys_and_values() -> None:
         "replica_seconds": 7740.0,
         "scale_events": 3,
     }
-    assert list(document["policies"]["queue"]) == ["signal", *QUEUE.summary.as_dict()]
+    assert list(document["policies"]["queue"]) == ["signal", "routing", *QUEUE.summary.as_dict()]
     assert '"reaction_seconds": null' in text
     assert to_json([QUEUE, CPU], meta=dict(reversed(meta.items()))) == text
 

@@ -6,11 +6,20 @@ from array import array
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from scaler.policy import Reason
-from scaler.simulate.model import ModelParams
-from scaler.simulate.policies import build_policy
+from scaler.simulate.model import Cluster, ModelParams
+from scaler.simulate.policies import (
+    IN_FLIGHT_SERIES,
+    QUEUE_SERIES,
+    ROUTER_IN_FLIGHT_SERIES,
+    ROUTER_QUEUE_SERIES,
+    build_policy,
+)
 from scaler.simulate.runner import REASONS, run_policy, service_times
 from scaler.simulate.session import Simulation, simulate
+from scaler.simulate.sight import Sight
 from scaler.simulate.types import PolicyResult, Trace
 
 # 0 prompt tokens and 900 completion tokens at 15 tokens/s: 60 s per request.
@@ -57,7 +66,7 @@ def test_queue_policy_sees_the_crowd_at_its_next_poll() -> None:
     result = _run("queue", trace)
     timeline = result.timeline
     # Row i is second [i, i+1). The poll of t=100 came before the crowd; the one of
-    # t=102 reads the proxies directly (the default config's fast path): 8 wanted,
+    # t=102 reads the queue directly (the default config's fast path): 8 wanted,
     # +100 % of 2 allows 4.
     assert timeline.desired[101] == 2
     assert timeline.desired[102] == 4
@@ -106,3 +115,41 @@ def test_same_seed_same_result_in_one_process_or_several() -> None:
         assert one.summary == other.summary
         assert one.timeline.desired == other.timeline.desired
         assert one.timeline.signal.tobytes() == other.timeline.signal.tobytes()
+
+
+_DIRECT_CONFIG = """
+targets:
+  - namespace: chatbot
+    deployment: ollama
+    minReplicas: 1
+    maxReplicas: 4
+    metrics:
+      - name: queue
+        type: External
+        query: sum({queued}) + sum({in_flight})
+        direct: {{port: 11434, series: [{queued}, {in_flight}]}}
+        target: {{type: AverageValue, averageValue: 1}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("queued", "in_flight", "seen"),
+    [
+        # The routers forward to draining pods too: they count what those still hold.
+        pytest.param(ROUTER_QUEUE_SERIES, ROUTER_IN_FLIGHT_SERIES, 4.0, id="routers"),
+        # Only ready pods' proxies are read: a draining pod's request is out of sight.
+        pytest.param(QUEUE_SERIES, IN_FLIGHT_SERIES, 3.0, id="proxies"),
+    ],
+)
+def test_a_direct_read_sees_draining_pods_through_the_routers_only(
+    tmp_path: Path, queued: str, in_flight: str, seen: float
+) -> None:
+    path = tmp_path / "direct.yaml"
+    path.write_text(_DIRECT_CONFIG.format(queued=queued, in_flight=in_flight))
+    policy = build_policy("config", config_path=path)
+    cluster = Cluster(PARAMS, 2, seed=1, routing="shared")
+    for request in range(4):  # 2 in the slots, 2 in the router's queue
+        cluster.arrive(request, 0.0, [60.0] * 4)
+    cluster.replicas[1].ready_at = 1.0
+    cluster.scale_to(1, now=1.0)  # its one request drains
+    assert Sight(policy, PARAMS, cluster).key(policy.signals[0], 2.0) == seen

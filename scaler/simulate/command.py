@@ -15,12 +15,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from scaler.errors import UsageError
-from scaler.simulate.model import ModelParams
-from scaler.simulate.policies import BUILT_IN, DEFAULT_POLICIES, SimPolicy, build_policy
+from scaler.simulate.model import ROUTINGS, ModelParams
+from scaler.simulate.policies import (
+    BUILT_IN,
+    DEFAULT_POLICIES,
+    SimPolicy,
+    build_policy,
+    parse_routing,
+)
 from scaler.simulate.progress import Progress
 from scaler.simulate.scenarios import DEFAULT_SCENARIO, SCENARIOS, build_scenario
 from scaler.simulate.session import Simulation, simulate
 from scaler.simulate.types import PolicyResult, SimulationError, Trace, TraceError
+
+# The bounds the manifests deploy: the router's whole queue, and each pod's proxy
+# queue where there is no router (the cpu-hpa overlay).
+DEFAULT_ROUTER_MAX_QUEUE = ModelParams().router_max_queue
+DEFAULT_MAX_QUEUE = ModelParams().max_queue
 
 # Token rates of a small model (~1-3 B parameters, Q4) on a laptop CPU and on one GPU.
 HARDWARE = {
@@ -51,8 +62,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy.add_argument(
         "--policy",
         action="append",
-        help=f"{', '.join(BUILT_IN)} or config; repeat to compare "
-        f"(default: {', '.join(DEFAULT_POLICIES)})",
+        help=f"{', '.join(BUILT_IN)} or config, optionally NAME@ROUTING; repeat to "
+        f"compare (default: {', '.join(DEFAULT_POLICIES)})",
+    )
+    policy.add_argument(
+        "--routing",
+        choices=ROUTINGS,
+        help="what sends requests to the pods, for every policy: shared (scaler router's "
+        "one queue), least (fewest outstanding) or random (the Service); default: each "
+        "policy's own stack, cpu-hpa behind random, the others behind shared",
     )
     policy.add_argument("--config", type=Path, help="the config file scaler run reads")
     policy.add_argument("--target", help="namespace/deployment in --config (default: first)")
@@ -67,7 +85,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="token rates of a small model: cpu 100/15, gpu 2000/80 tokens/s (cpu)",
     )
     model.add_argument("--parallel", type=int, default=1, help="OLLAMA_NUM_PARALLEL (1)")
-    model.add_argument("--max-queue", type=int, default=16, help="proxy queue per pod (16)")
+    model.add_argument(
+        "--max-queue",
+        type=int,
+        help=f"requests allowed to wait: in total behind shared routing (the router's, "
+        f"{DEFAULT_ROUTER_MAX_QUEUE}), per pod behind least and random (the proxies', "
+        f"{DEFAULT_MAX_QUEUE})",
+    )
     model.add_argument("--cold-start", type=float, default=30.0, help="seconds (30)")
     model.add_argument("--prompt-tokens-per-second", type=float, help="override --hardware")
     model.add_argument("--completion-tokens-per-second", type=float, help="override --hardware")
@@ -97,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     )
     with Progress(trace.duration * len(policies), stream=sys.stderr) as bar:
         results, burst_at = simulate(simulation, progress=bar.update)
-    _write_outputs(args, trace, results, burst_at)
+    _write_outputs(args, trace, params, results, burst_at)
     return 0
 
 
@@ -109,7 +133,7 @@ def _params(args: argparse.Namespace) -> ModelParams:
         rates["completion_tokens_per_second"] = args.completion_tokens_per_second
     checks = {
         "--parallel": (args.parallel, 1),
-        "--max-queue": (args.max_queue, 0),
+        "--max-queue": (0 if args.max_queue is None else args.max_queue, 0),
         "--cold-start": (args.cold_start, 0),
         "--prompt-tokens-per-second": (rates["prompt_tokens_per_second"], 1e-9),
         "--completion-tokens-per-second": (rates["completion_tokens_per_second"], 1e-9),
@@ -120,27 +144,32 @@ def _params(args: argparse.Namespace) -> ModelParams:
     for option, (value, lowest) in checks.items():
         if not value >= lowest:
             raise UsageError(f"{option} {value:g} is out of range (at least {lowest:g})")
-    return replace(
+    params = replace(
         ModelParams(),
         parallel=args.parallel,
-        max_queue=args.max_queue,
         cold_start=args.cold_start,
-        **rates,
+        prompt_tokens_per_second=rates["prompt_tokens_per_second"],
+        completion_tokens_per_second=rates["completion_tokens_per_second"],
     )
+    if args.max_queue is not None:  # one bound, for whichever queue requests wait in
+        params = replace(params, max_queue=args.max_queue, router_max_queue=args.max_queue)
+    return params
 
 
 def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
     names = args.policy
     if names is None:
         names = ["config" if args.config else "queue", "cpu-hpa"]
-    if args.config is not None and "config" not in names:
+    if args.config is not None and all(n.partition("@")[0] != "config" for n in names):
         names = [*names, "config"]
     if len(set(names)) != len(names):
         raise UsageError(f"a policy is named twice: {', '.join(names)}")
     try:
+        routing = None if args.routing is None else parse_routing(args.routing, what="--routing")
         return tuple(
             build_policy(
                 name,
+                routing=routing,
                 config_path=args.config,
                 target=args.target,
                 cpu_hpa_lag=args.cpu_hpa_lag,
@@ -187,7 +216,11 @@ def _prometheus_trace(args: argparse.Namespace) -> Trace:
 
 
 def _write_outputs(
-    args: argparse.Namespace, trace: Trace, results: list[PolicyResult], burst_at: float | None
+    args: argparse.Namespace,
+    trace: Trace,
+    params: ModelParams,
+    results: list[PolicyResult],
+    burst_at: float | None,
 ) -> None:
     from scaler.simulate.report import compare, format_table, to_json
 
@@ -208,7 +241,8 @@ def _write_outputs(
             "duration_seconds": trace.duration,
             "hardware": args.hardware,
             "parallel": args.parallel,
-            "max_queue": args.max_queue,
+            "max_queue": params.max_queue,
+            "router_max_queue": params.router_max_queue,
             "cold_start_seconds": args.cold_start,
             "burst_at_seconds": burst_at,
         }

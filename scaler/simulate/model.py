@@ -1,11 +1,23 @@
-"""A model of Ollama replicas behind a Kubernetes Service, each behind our proxy.
+"""A model of Ollama replicas and of what routes requests to them.
 
-Each replica has ``parallel`` slots (OLLAMA_NUM_PARALLEL). The Service sends each
-request to a ready replica picked at random (kube-proxy's iptables mode); the proxy
-admits it into a free slot, or queues it first-in first-out, or answers 503 when its
-queue holds ``max_queue`` requests. A new replica serves only after ``cold_start``
-seconds (pod start plus model load). A replica removed by a scale-down leaves the
-Service at once and finishes what it holds (a graceful drain), then disappears.
+Each replica has ``parallel`` slots (OLLAMA_NUM_PARALLEL). Where a request waits
+depends on the routing (``ROUTINGS``):
+
+- ``random``: the seed's stack. The Service sends each request to a ready replica
+  picked at random (kube-proxy's iptables mode); that pod's proxy admits it into a
+  free slot, or queues it first-in first-out, or answers 503 when its queue holds
+  ``max_queue`` requests.
+- ``least``: per-pod queues as above, but each request goes to the ready replica with
+  the fewest outstanding (active + queued) requests, ties broken by the seeded rng.
+- ``shared``: ``scaler router``. One FIFO queue for the whole Deployment, bounded in
+  total by ``router_max_queue`` (503 beyond it), and late binding: a request is bound
+  to a replica only when a ready one has a free slot (the one with the fewest active
+  requests, as the router's dispatcher picks), so a replica that becomes ready takes
+  the oldest queued requests at once. The pods' proxies hold no queue.
+
+A new replica serves only after ``cold_start`` seconds (pod start plus model load). A
+replica removed by a scale-down takes nothing new at once and finishes what it holds
+(a graceful drain), then disappears.
 
 CPU follows from busy slots: a replica burns ``busy_cores`` while at least one slot
 generates and ``idle_cores`` otherwise, and the model keeps the cumulative CPU seconds
@@ -18,8 +30,18 @@ import heapq
 import random
 from collections import deque
 from dataclasses import dataclass
+from typing import Final, Literal
+
+from scaler.simulate.types import SimulationError
 
 STARTING, READY, DRAINING = 0, 1, 2
+
+Routing = Literal["random", "least", "shared"]
+ROUTINGS: Final[tuple[Routing, ...]] = ("random", "least", "shared")
+# The hot path branches on these indexes into ROUTINGS, not on the names.
+RANDOM: Final = 0
+LEAST: Final = 1
+SHARED: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +49,8 @@ class ModelParams:
     """The service's physical parameters. Seconds, tokens/s and CPU cores."""
 
     parallel: int = 1
-    max_queue: int = 16
+    max_queue: int = 16  # per pod, the proxies' bound (random and least routing)
+    router_max_queue: int = 64  # in total, the router's bound (shared routing)
     cold_start: float = 30.0
     prompt_tokens_per_second: float = 100.0
     completion_tokens_per_second: float = 15.0
@@ -54,7 +77,7 @@ class Replica:
         self.name = name
         self.created = created
         self.ready_at = ready_at
-        self.state = READY if ready_at <= created else STARTING
+        self.state = STARTING
         self.active = 0
         self.queue: deque[tuple[int, float]] = deque()
         self.busy_seconds = 0.0
@@ -67,14 +90,24 @@ class Replica:
 
 
 class Cluster:
-    """The replicas of one policy's run and the requests they serve.
+    """The replicas of one policy's run, the routing in front of them, and the
+    requests they serve.
 
     ``waits`` collects each served request's queue wait (seconds); ``rejected``
-    counts 503s. Events (completions, replicas becoming ready) are kept in one heap.
+    counts 503s; ``queued`` counts requests waiting anywhere (the pods' queues or the
+    router's ``backlog``). Events (completions, replicas becoming ready) are kept in
+    one heap.
     """
 
-    def __init__(self, params: ModelParams, replicas: int, *, seed: int) -> None:
+    def __init__(
+        self, params: ModelParams, replicas: int, *, seed: int, routing: str = "random"
+    ) -> None:
+        if routing not in ROUTINGS:
+            raise SimulationError(f"unknown routing {routing!r}; valid: {', '.join(ROUTINGS)}")
         self.params = params
+        self.routing = ROUTINGS.index(routing)
+        self.bound = params.router_max_queue if self.routing == SHARED else params.max_queue
+        self.backlog: deque[tuple[int, float]] = deque()  # the router's queue (shared)
         self.rng = random.Random(seed)
         self.replicas: list[Replica] = []
         self.ready: list[Replica] = []
@@ -89,7 +122,7 @@ class Cluster:
         self.version = 0  # bumped whenever a pod appears, leaves or becomes ready
         self.replica_seconds = 0.0
         for _ in range(replicas):
-            self._add_replica(0.0, ready_at=0.0)
+            self._add_replica(0.0, ready_at=0.0, serving=True)
 
     # -- scaling -------------------------------------------------------------------
     def scale_to(self, replicas: int, now: float) -> None:
@@ -105,12 +138,15 @@ class Cluster:
             for replica in ranked[: len(self.replicas) - replicas]:
                 self._remove(replica)
 
-    def _add_replica(self, now: float, *, ready_at: float) -> None:
+    def _add_replica(self, now: float, *, ready_at: float, serving: bool = False) -> None:
+        """``serving``: the replicas the run starts with. Any other becomes ready
+        through an event, even with no cold start, so it takes the backlog as it does."""
         replica = Replica(f"ollama-{self.created}", now, ready_at)
         self.created += 1
         self.version += 1
         self.replicas.append(replica)
-        if replica.state == READY:
+        if serving:
+            replica.state = READY
             self.ready.append(replica)
         else:
             self._push(ready_at, -1, replica)
@@ -140,10 +176,19 @@ class Cluster:
                 replica.state = READY
                 self.ready.append(replica)
                 self.version += 1
+                # Late binding: the new replica takes the router's oldest requests now.
+                while self.backlog and replica.active < self.params.parallel:
+                    queued, arrived = self.backlog.popleft()
+                    self.queued -= 1
+                    self._start(replica, queued, arrived, at, service_times)
             return
-        if replica.queue:
-            # The slot goes straight on to the next queued request: still busy.
-            queued, arrived = replica.queue.popleft()
+        # The slot goes straight on to the next request, so it stays busy: the pod's
+        # own queue first, else (shared routing) the router's head, unless draining.
+        waiting = replica.queue
+        if not waiting and replica.state == READY:
+            waiting = self.backlog
+        if waiting:
+            queued, arrived = waiting.popleft()
             self.queued -= 1
             self.waits.append(at - arrived)
             self._push(at + service_times[queued], queued, replica)
@@ -156,18 +201,63 @@ class Cluster:
                 self.draining.remove(replica)
 
     def arrive(self, request: int, at: float, service_times: list[float]) -> None:
-        """A request reaches the Service at ``at``."""
+        """A request reaches the Service (or the router) at ``at``."""
         if not self.ready:
-            self.rejected += 1
+            self.rejected += 1  # no pod ready: the Service and the router answer 503
             return
-        replica = self.ready[int(self.rng.random() * len(self.ready))]
+        routing = self.routing
+        if routing == SHARED:
+            # A non-empty backlog means no ready pod has a free slot: skip the search.
+            free = None if self.backlog else self._free_replica()
+            if free is not None:
+                self._start(free, request, at, at, service_times)
+                return
+            if len(self.backlog) < self.bound:
+                self.backlog.append((request, at))
+                self.queued += 1
+            else:
+                self.rejected += 1
+            return
+        if routing == LEAST:
+            replica = self._least_loaded()
+        else:
+            replica = self.ready[int(self.rng.random() * len(self.ready))]
         if replica.active < self.params.parallel:
             self._start(replica, request, at, at, service_times)
-        elif len(replica.queue) < self.params.max_queue:
+        elif len(replica.queue) < self.bound:
             replica.queue.append((request, at))
             self.queued += 1
         else:
             self.rejected += 1
+
+    def _free_replica(self) -> Replica | None:
+        """The ready replica with the fewest active requests, if it has a free slot;
+        the first in order on ties, as the router's dispatcher picks."""
+        best = None
+        fewest = self.params.parallel
+        for replica in self.ready:
+            if replica.active < fewest:
+                best = replica
+                fewest = replica.active
+                if fewest == 0:
+                    break  # an idle pod: none can have fewer
+        return best
+
+    def _least_loaded(self) -> Replica:
+        """The ready replica with the fewest outstanding requests (active + queued),
+        ties broken at random; ``self.ready`` must not be empty."""
+        ties: list[Replica] = []
+        fewest = -1
+        for replica in self.ready:
+            load = replica.active + len(replica.queue)
+            if load < fewest or fewest < 0:
+                fewest = load
+                ties = [replica]
+            elif load == fewest:
+                ties.append(replica)
+        if len(ties) == 1:
+            return ties[0]
+        return ties[int(self.rng.random() * len(ties))]
 
     def _start(
         self, replica: Replica, request: int, arrived: float, now: float, times: list[float]
@@ -191,4 +281,5 @@ class Cluster:
 
     def unserved_waits(self, now: float) -> list[float]:
         """Waits so far of requests still queued when the run ends."""
-        return [now - arrived for r in self.replicas + self.draining for _, arrived in r.queue]
+        queues = [r.queue for r in self.replicas + self.draining] + [self.backlog]
+        return [now - arrived for queue in queues for _, arrived in queue]

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scaler.simulate.atomic import StrPath, atomic_binary
-from scaler.simulate.report import format_seconds, format_share
+from scaler.simulate.report import format_seconds, format_share, routing_words
 from scaler.simulate.timeline_csv import check_timelines
 from scaler.simulate.types import PolicyResult
 
@@ -156,7 +156,9 @@ def _draw_policy(
     ax.set_ylim(0, replicas_top)
     ax.set_ylabel("replicas")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(result.name, loc="left", fontsize=11, fontweight="bold")
+    ax.set_title(
+        f"{result.name} {routing_words(result.routing)}", loc="left", fontsize=11, fontweight="bold"
+    )
     ax.set_title(_key_figures(result), loc="right", fontsize=9.5, color="#333333")
     _style(ax)
 

@@ -1,8 +1,12 @@
-"""The policies a simulation compares, and how each one sees the model.
+"""The policies a simulation compares, how each one sees the model, and its routing.
 
 Each policy sees its signals through its own pipeline: how often the model's
 counters are scraped, the window of CPU rates, how often it decides, and any extra
 monitoring lag. Decisions come from ``scaler.policy.decide``, the controller's code.
+
+Each policy runs behind the routing of its stack unless told otherwise: ours
+(``queue``, a config, ``static:N``) behind ``scaler router``'s shared queue, the
+seed's ``cpu-hpa`` behind the Service's random pick. ``NAME@ROUTING`` overrides it.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from scaler.policy import (
     SourceType,
     TargetType,
 )
+from scaler.simulate.model import ROUTINGS, Routing
 from scaler.simulate.types import SimulationError
 
 BUILT_IN = ("queue", "cpu-hpa", "static:N")
 DEFAULT_POLICIES = ("queue", "cpu-hpa")
 
-# Series of the proxy and of cAdvisor that the model can produce.
+# Series of the proxy, of the router and of cAdvisor that the model can produce.
 QUEUE_SERIES = "ollama_proxy_queue_depth"
 IN_FLIGHT_SERIES = "ollama_proxy_requests_in_flight"
+ROUTER_QUEUE_SERIES = "scaler_router_queue_depth"
+ROUTER_IN_FLIGHT_SERIES = "scaler_router_requests_in_flight"
 CPU_SERIES = "container_cpu_usage_seconds_total"
 
 
@@ -44,12 +51,15 @@ class SignalSource:
     """How one metric of a policy reads the model.
 
     ``live``: read at each decision, as the controller's ``direct`` fast path reads
-    every ready pod's proxy at each poll; otherwise the last scrape is read.
+    every ready pod's proxy (or every router) at each poll; otherwise the last scrape
+    is read. ``draining``: a live read counts the requests draining pods still hold,
+    as the routers' gauges do; the ready pods' proxies leave them out.
     """
 
     metric: str
     signal: Signal
     live: bool = False
+    draining: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,7 @@ class SimPolicy:
     spec: PolicySpec | None = None
     signals: tuple[SignalSource, ...] = ()
     static_replicas: int | None = None
+    routing: Routing = "shared"
 
     @property
     def initial_replicas(self) -> int:
@@ -113,15 +124,50 @@ CPU_SCRAPE_INTERVAL = 5.0
 DEFAULT_CPU_WINDOW = 30.0
 
 
+def parse_routing(text: str, *, what: str) -> Routing:
+    """``text`` as a routing; ``what`` names where it came from in the error."""
+    for routing in ROUTINGS:
+        if text == routing:
+            return routing
+    raise SimulationError(f"{what}: unknown routing {text!r}; valid: {', '.join(ROUTINGS)}")
+
+
 def build_policy(
     name: str,
     *,
+    routing: Routing | None = None,
     config_path: Path | None = None,
     target: str | None = None,
     cpu_hpa_lag: float = 0.0,
     cpu_target: float = 80.0,
 ) -> SimPolicy:
-    """Resolve a policy name: ``queue``, ``cpu-hpa``, ``static:N`` or ``config``."""
+    """Resolve a policy name: ``queue``, ``cpu-hpa``, ``static:N`` or ``config``, each
+    optionally ``@ROUTING``, which wins over ``routing``; with neither, the policy
+    runs behind its own stack's routing (``cpu-hpa``: random, the others: shared)."""
+    base, at, suffix = name.partition("@")
+    if at:
+        routing = parse_routing(suffix, what=f"policy {name!r}")
+    policy = _build(
+        base,
+        config_path=config_path,
+        target=target,
+        cpu_hpa_lag=cpu_hpa_lag,
+        cpu_target=cpu_target,
+    )
+    if routing is None:
+        routing = "random" if base == "cpu-hpa" else "shared"
+    # An explicit routing stays in the name: two routings of one policy are two rows.
+    return replace(policy, name=f"{policy.name}@{routing}" if at else policy.name, routing=routing)
+
+
+def _build(
+    name: str,
+    *,
+    config_path: Path | None,
+    target: str | None,
+    cpu_hpa_lag: float,
+    cpu_target: float,
+) -> SimPolicy:
     if name == "queue":
         return _from_config("queue", load_config(), target)
     if name == "config":
@@ -146,7 +192,7 @@ def build_policy(
 def _from_config(name: str, config: ScalerConfig, key: str | None) -> SimPolicy:
     target = _pick_target(config, key)
     spec = target.to_policy()
-    signals = tuple(SignalSource(m.name, _signal(m), m.direct is not None) for m in target.metrics)
+    signals = tuple(_source(m) for m in target.metrics)
     windows = [
         m.rate_window or DEFAULT_CPU_WINDOW for m in target.metrics if m.type is SourceType.RESOURCE
     ]
@@ -169,25 +215,31 @@ def _pick_target(config: ScalerConfig, key: str | None) -> TargetConfig:
     raise SimulationError(f"--target {key!r} is not in the config (targets: {keys})")
 
 
-def _signal(metric: MetricConfig) -> Signal:
+def _source(metric: MetricConfig) -> SignalSource:
+    """How ``metric`` reads the model. Behind random or least routing there is no
+    router: a router series then reads the pods' queues, as the proxies' would."""
     if metric.type is SourceType.RESOURCE:
         if metric.resource != "cpu":
             raise SimulationError(
                 f"metric {metric.name!r}: the simulator models CPU only, not {metric.resource!r}"
             )
-        return Signal.CPU
+        return SignalSource(metric.name, Signal.CPU)
     # The direct path sums its own series at each poll; the query is only its fallback.
     read = " ".join(metric.direct.series) if metric.direct is not None else metric.query
     what = "direct read" if metric.direct is not None else "query"
-    queued = QUEUE_SERIES in read
-    in_flight = IN_FLIGHT_SERIES in read
+    router = ROUTER_QUEUE_SERIES in read or ROUTER_IN_FLIGHT_SERIES in read
+    queued = QUEUE_SERIES in read or ROUTER_QUEUE_SERIES in read
+    in_flight = IN_FLIGHT_SERIES in read or ROUTER_IN_FLIGHT_SERIES in read
     if queued and in_flight:
-        return Signal.IN_SYSTEM
-    if queued:
-        return Signal.QUEUED
-    if in_flight:
-        return Signal.IN_FLIGHT
-    raise SimulationError(
-        f"metric {metric.name!r}: its {what} uses series the simulator does not model; "
-        f"it models {QUEUE_SERIES}, {IN_FLIGHT_SERIES} and {CPU_SERIES}"
-    )
+        signal = Signal.IN_SYSTEM
+    elif queued:
+        signal = Signal.QUEUED
+    elif in_flight:
+        signal = Signal.IN_FLIGHT
+    else:
+        modelled = (QUEUE_SERIES, IN_FLIGHT_SERIES, ROUTER_QUEUE_SERIES, ROUTER_IN_FLIGHT_SERIES)
+        raise SimulationError(
+            f"metric {metric.name!r}: its {what} uses series the simulator does not model; "
+            f"it models {', '.join(modelled)} and {CPU_SERIES}"
+        )
+    return SignalSource(metric.name, signal, live=metric.direct is not None, draining=router)

@@ -1,4 +1,4 @@
-"""What ``scaler simulate`` prints: a table, a comparison line, and JSON.
+"""What ``scaler simulate`` prints: a table, comparison lines, and JSON.
 
 The table is for people: one row per policy, waits in seconds at a precision that fits
 their size, rejected requests as a count and a share. The JSON is for scripts: keys and
@@ -22,6 +22,11 @@ JSON_DECIMALS = 3
 """Decimals kept in JSON floats: milliseconds for times, plenty for replica-seconds."""
 
 _LEADING_META = ("scenario", "seed", "duration_seconds")
+_ROUTING_WORDS = {
+    "shared": "behind the router's shared queue",
+    "least": "behind least-outstanding routing",
+    "random": "behind random routing",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ def format_table(results: Sequence[PolicyResult]) -> str:
     """
     columns = (
         _Column("policy", "", lambda r: r.name, left=True),
+        _Column("routing", "", lambda r: r.routing, left=True),
         _Column("wait p50", "(s)", lambda r: format_seconds(r.summary.wait_p50)),
         _Column("wait p95", "(s)", lambda r: format_seconds(r.summary.wait_p95)),
         _Column("wait p99", "(s)", lambda r: format_seconds(r.summary.wait_p99)),
@@ -69,14 +75,28 @@ def format_table(results: Sequence[PolicyResult]) -> str:
 def compare(results: Sequence[PolicyResult]) -> str:
     """One line per other policy comparing it with the first (ours); ``""`` if alone.
 
-    For example: ``queue vs cpu-hpa: p95 wait 0.00 s vs 312 s (lower), rejected 0 vs
-    1,204, at 0.93x the replica-seconds``. Rejections appear only when either policy
-    rejected something. Zero denominators are written out instead of divided by.
+    For example: ``queue (shared) vs static:4 (shared): p95 wait 0.00 s vs 312 s
+    (lower), rejected 0 vs 1,204, at 0.93x the replica-seconds``. Rejections appear
+    only when either policy rejected something. Zero denominators are written out
+    instead of divided by. When the first policy runs behind the shared queue and
+    ``cpu-hpa`` behind random routing, their line compares the two stacks, ours and
+    the seed's, in those words, and comes last.
     """
     if len(results) < 2:
         return ""
     ours = results[0]
-    return "\n".join(_compare_pair(ours, other) for other in results[1:])
+    stacks = ours.routing == "shared" and not _is_cpu_hpa(ours)
+    lines, last = [], []
+    for other in results[1:]:
+        if stacks and _is_cpu_hpa(other) and other.routing == "random":
+            label = (
+                f"our stack ({ours.name} {routing_words(ours.routing)}) vs the seed's "
+                f"({other.name} {routing_words(other.routing)})"
+            )
+            last.append(f"{label}: {_figures(ours, other)}")
+        else:
+            lines.append(f"{_label(ours)} vs {_label(other)}: {_figures(ours, other)}")
+    return "\n".join(lines + last)
 
 
 def to_json(results: Sequence[PolicyResult], *, meta: Mapping[str, Any]) -> str:
@@ -84,7 +104,7 @@ def to_json(results: Sequence[PolicyResult], *, meta: Mapping[str, Any]) -> str:
 
     Layout: ``scenario``, ``seed``, ``duration_seconds`` first (when in ``meta``), then
     the rest of ``meta`` sorted by key, then ``policies``: ``{name: {"signal": ...,
-    **Summary.as_dict()}}`` in the order of ``results`` (the first is ours). Raises
+    "routing": ..., **Summary.as_dict()}}`` in the order of ``results`` (the first is ours). Raises
     ``ValueError`` if ``meta`` has a ``policies`` key or two policies share a name.
     """
     if "policies" in meta:
@@ -95,7 +115,11 @@ def to_json(results: Sequence[PolicyResult], *, meta: Mapping[str, Any]) -> str:
     for result in results:
         if result.name in policies:
             raise ValueError(f"two policies are named {result.name!r}")
-        policies[result.name] = {"signal": result.signal_name, **result.summary.as_dict()}
+        policies[result.name] = {
+            "signal": result.signal_name,
+            "routing": result.routing,
+            **result.summary.as_dict(),
+        }
     document["policies"] = policies
     return json.dumps(_jsonable(document), indent=2, ensure_ascii=False, allow_nan=False)
 
@@ -136,7 +160,7 @@ def _average_replicas_cell(result: PolicyResult) -> str:
     return "-" if seconds == 0 else f"{result.summary.replica_seconds / seconds:.2f}"
 
 
-def _compare_pair(ours: PolicyResult, other: PolicyResult) -> str:
+def _figures(ours: PolicyResult, other: PolicyResult) -> str:
     a, b = ours.summary, other.summary
     parts = [
         f"p95 wait {format_seconds(a.wait_p95)} s vs {format_seconds(b.wait_p95)} s "
@@ -145,7 +169,21 @@ def _compare_pair(ours: PolicyResult, other: PolicyResult) -> str:
     if a.rejected or b.rejected:
         parts.append(f"rejected {a.rejected:,} vs {b.rejected:,}")
     parts.append(_replica_seconds_words(a.replica_seconds, b.replica_seconds, other.name))
-    return f"{ours.name} vs {other.name}: " + ", ".join(parts)
+    return ", ".join(parts)
+
+
+def routing_words(routing: str) -> str:
+    """Where a policy's requests wait, in words: ``behind the router's shared queue``."""
+    return _ROUTING_WORDS.get(routing, f"behind {routing} routing")
+
+
+def _label(result: PolicyResult) -> str:
+    """The policy's name, with its routing unless the name already says it."""
+    return result.name if "@" in result.name else f"{result.name} ({result.routing})"
+
+
+def _is_cpu_hpa(result: PolicyResult) -> bool:
+    return result.name.partition("@")[0] == "cpu-hpa"
 
 
 def _ratio_words(ours: float, other: float) -> str:

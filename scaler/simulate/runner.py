@@ -90,7 +90,7 @@ class _Run:
         self.times = times
         self.policy = policy
         self.params = params
-        self.cluster = Cluster(params, policy.initial_replicas, seed=seed)
+        self.cluster = Cluster(params, policy.initial_replicas, seed=seed, routing=policy.routing)
         self.desired = policy.initial_replicas
         self.history = History()
         self.sight = Sight(policy, params, self.cluster)
@@ -275,8 +275,9 @@ class _Run:
             replica_seconds=cluster.replica_seconds,
             scale_events=self.scale_events,
         )
+        policy = self.policy
         return PolicyResult(
-            self.policy.name, self.policy.signal_name, summary, self.timeline, self.scale_ups
+            policy.name, policy.signal_name, summary, self.timeline, policy.routing, self.scale_ups
         )
 
 

@@ -91,8 +91,12 @@ class Sight:
             rates = self._cpu_rates(seen)
             return None if rates is None or self._rates_last is None else self._rates_last.at
         if source.live:
-            # The direct path: every ready pod's proxy, read at the poll itself.
-            return float(_count(signal, *self.cluster.serving_counts()))
+            # The direct path, read at the poll itself: every router (everything in
+            # the system), or every ready pod's proxy (draining pods are out).
+            cluster = self.cluster
+            if source.draining:
+                return float(_count(signal, cluster.queued, cluster.in_flight))
+            return float(_count(signal, *cluster.serving_counts()))
         counts = self._visible_counts(seen)
         if counts is None:
             return None

@@ -105,6 +105,7 @@ class PolicyTimeline:
 class PolicyResult:
     """A policy's name, what its signal is, its figures and its timeline.
 
+    ``routing``: what sent requests to the pods (``model.ROUTINGS``).
     ``scale_ups``: when it scaled up (seconds), for the reaction to a burst.
     """
 
@@ -112,4 +113,5 @@ class PolicyResult:
     signal_name: str
     summary: Summary
     timeline: PolicyTimeline
+    routing: str
     scale_ups: list[float] = field(default_factory=list)
