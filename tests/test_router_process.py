@@ -1,0 +1,139 @@
+"""``scaler router`` as the real command: flags, bad input, and a graceful stop.
+
+The router runs as a child process, as in its pod; the fake Ollama in this process.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import ollama
+import pytest
+
+from tests.fake_ollama import running_fake_ollama
+
+MODEL = "llama3.2"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _router_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scaler.cli", "router", *args]
+
+
+@contextmanager
+def running_router(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    port = _free_port()
+    argv = _router_command("--host", "127.0.0.1", "--port", str(port), *args)
+    child = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise AssertionError(f"router did not start: {child.poll()}")
+            time.sleep(0.05)
+        yield child, url
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(10)
+        assert child.stderr is not None
+        child.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param([], "give either --endpoint URL (one or more) or --service NAME", id="none"),
+        pytest.param(["--endpoint", "http://a:1", "--service", "ollama"], "not both", id="both"),
+        pytest.param(
+            ["--endpoint", "ftp://a"], "endpoint 'ftp://a' is not http://HOST:PORT", id="url"
+        ),
+        pytest.param(
+            ["--endpoint", "http://a:1", "--parallel", "0"],
+            "parallel: Input should be greater than or equal to 1 (got 0)",
+            id="parallel",
+        ),
+        pytest.param(
+            ["--endpoint", "http://a:1", "--max-queue", "-1"],
+            "max_queue: Input should be greater than or equal to 0 (got -1)",
+            id="queue",
+        ),
+        pytest.param(["--service", "Not_A_Name"], "service: String should match", id="service"),
+    ],
+)
+def test_bad_flags_exit_2_naming_the_setting_and_value(args: list[str], message: str) -> None:
+    done = subprocess.run(_router_command(*args), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "scaler router: invalid configuration" in done.stderr
+    assert message in done.stderr, done.stderr
+
+
+def test_sigterm_lets_streaming_and_queued_answers_finish_then_exits_0() -> None:
+    with (
+        running_fake_ollama(slots=1, tokens=60, tokens_per_second=60) as fake,
+        running_router("--endpoint", fake.url, "--log-level", "warning") as (child, url),
+    ):
+        answers: dict[str, str] = {}
+
+        def chat(name: str) -> None:
+            with ollama.Client(host=url) as client:
+                parts = client.chat(
+                    model=MODEL, messages=[{"role": "user", "content": name}], stream=True
+                )
+                answers[name] = "".join(p.message.content or "" for p in parts)
+
+        threads = [threading.Thread(target=chat, args=(name,)) for name in ("first", "second")]
+        threads[0].start()
+        _wait(lambda: fake.stats().active == 1)
+        threads[1].start()
+        _wait(lambda: _metric(url, "scaler_router_queue_depth") == 1)
+        child.send_signal(signal.SIGTERM)  # one streaming, one queued
+        _wait(lambda: _refused(url))  # stops listening at once
+        for thread in threads:
+            thread.join(15)
+        assert child.wait(15) == 0
+    assert set(answers) == {"first", "second"} and all(answers.values())
+    assert fake.stats().served == 2
+
+
+def _metric(url: str, name: str) -> float:
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return -1.0
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url + "/healthz", timeout=0.5)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+def _wait(predicate: object, timeout: float = 10.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
