@@ -176,7 +176,7 @@ def test_a_trace_file_and_a_config_file_are_simulated(
         pytest.param(["--max-queue", "-1"], "--max-queue -1 is out of range", id="max-queue"),
         pytest.param(
             ["--policy", "cpu-hpa@fastest"],
-            "policy 'cpu-hpa@fastest': unknown routing 'fastest'; valid: random, least, shared",
+            "policy 'cpu-hpa@fastest': unknown routing 'fastest'; valid: shared, least, random",
             id="routing-suffix",
         ),
         pytest.param(

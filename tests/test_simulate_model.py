@@ -192,5 +192,5 @@ def test_random_routing_keeps_a_backlog_on_the_pod_where_it_formed() -> None:
 
 
 def test_an_unknown_routing_is_refused_with_the_valid_ones() -> None:
-    with pytest.raises(SimulationError, match="unknown routing 'fastest'; valid: random, least"):
+    with pytest.raises(SimulationError, match="unknown routing 'fastest'; valid: shared, least"):
         Cluster(PARAMS, 1, seed=1, routing="fastest")

@@ -37,11 +37,11 @@ from scaler.simulate.types import SimulationError
 STARTING, READY, DRAINING = 0, 1, 2
 
 Routing = Literal["random", "least", "shared"]
-ROUTINGS: Final[tuple[Routing, ...]] = ("random", "least", "shared")
+ROUTINGS: Final[tuple[Routing, ...]] = ("shared", "least", "random")
 # The hot path branches on these indexes into ROUTINGS, not on the names.
-RANDOM: Final = 0
+SHARED: Final = 0
 LEAST: Final = 1
-SHARED: Final = 2
+RANDOM: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
