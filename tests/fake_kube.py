@@ -14,7 +14,9 @@ real HTTP with the apiserver's JSON shapes (``kind``/``apiVersion``/``metadata``
 Endpoints: apps/v1 deployments (GET, PATCH) and their ``scale`` subresource (GET,
 PATCH, PUT); core/v1 pods (list by ``labelSelector``); coordination.k8s.io/v1 leases
 (GET, POST, PUT); core/v1 and events.k8s.io/v1 events (POST); autoscaling/v2
-horizontalpodautoscalers (list). Every request is recorded in ``requests``.
+horizontalpodautoscalers (list); discovery.k8s.io/v1 endpointslices (list and watch,
+through ``slices``: see ``tests/fake_kube_watch.py``). Every request is recorded in
+``requests``.
 
 Like the apiserver, one resourceVersion counter covers all objects; a write that
 changes an object bumps it (a no-op write does not); a write that carries a stale
@@ -47,6 +49,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from scaler.kube.client import api_client
 from tests import fake_kube_objects as objects
+from tests.fake_kube_watch import EndpointSlices
 
 TOKEN = "fake-token"
 """The bearer token the fake expects (and ``write_kubeconfig`` writes)."""
@@ -166,6 +169,8 @@ class FakeKube:
         self._scripts: list[_Script] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.slices = EndpointSlices(self)
+        """EndpointSlices: add, change, delete them; script their watches."""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -183,6 +188,7 @@ class FakeKube:
     async def __aexit__(self, *exc: object) -> None:
         for script in self._scripts:
             script.released.set()
+        self.slices.close()  # open watch streams would hold the shutdown
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -413,6 +419,7 @@ class FakeKube:
         router.add_post("/api/v1" + _NAMESPACED + "/events", self._create_core_event)
         events = "/apis/events.k8s.io/v1" + _NAMESPACED + "/events"
         router.add_post(events, self._create_events_event)
+        self.slices.routes(router)
 
     def _find(self, resource: str, request: web.Request, what: str) -> dict[str, Any]:
         ns, name = request.match_info["ns"], request.match_info["name"]
