@@ -1,0 +1,78 @@
+"""``scaler router`` as a real process on loopback: the CLI, its flags, its signals.
+
+    with running_router(["http://127.0.0.1:8001"], log=tmp_path / "router.log",
+                        parallel=1, max_queue=1) as url:
+        ollama.Client(host=url).chat(...)
+
+Started with ``--endpoint`` (no discovery), it is ready at once; ``running_router``
+returns once ``/readyz`` answers 200, and on exit sends SIGTERM (the router drains)
+and waits for the process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+START_TIMEOUT = 30.0
+"""Seconds for the process to import, bind and answer /readyz (a busy 2-core box)."""
+STOP_TIMEOUT = 15.0
+"""Seconds it may take to drain after SIGTERM before it is killed."""
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@contextmanager
+def running_router(
+    endpoints: Sequence[str], *, log: Path, host: str = "127.0.0.1", **flags: object
+) -> Iterator[str]:
+    """Run ``scaler router --endpoint URL ... --FLAG VALUE``; yield its base URL."""
+    port = _free_port(host)
+    args = [sys.executable, "-m", "scaler.cli", "router", "--host", host, "--port", str(port)]
+    for url in endpoints:
+        args += ["--endpoint", url]
+    for name, value in flags.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://{host}:{port}"
+        _wait_ready(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"scaler router exited {process.returncode}:\n{log.read_text()}")
+        try:
+            with _OPENER.open(f"{url}/readyz", timeout=1.0) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass  # not listening yet
+        time.sleep(0.1)
+    raise AssertionError(f"scaler router not ready after {START_TIMEOUT} s:\n{log.read_text()}")
