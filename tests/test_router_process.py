@@ -5,19 +5,24 @@ The router runs as a child process, as in its pod; the fake Ollama in this proce
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import aiohttp
 import httpx
 import ollama
 import pytest
 
+from tests.fake_kube import FakeKube
+from tests.fake_kube_watch import endpoint_slice, pod_endpoint
 from tests.fake_ollama import running_fake_ollama
 
 MODEL = "llama3.2"
@@ -137,3 +142,69 @@ def _wait(predicate: object, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+async def test_the_router_finds_pods_through_endpointslices_and_follows_them(
+    tmp_path: Path,
+) -> None:
+    """The real command, discovery through the fake API server over HTTP: not ready
+    before the first list, then serving the slices' pods as they come and go."""
+    with running_fake_ollama(tokens=3) as first, running_fake_ollama(tokens=3) as second:
+        async with FakeKube() as kube:
+            kube.slices.add(_slice("ollama-a", first.port))
+            kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", namespace="chatbot")
+            port = _free_port()
+            argv = _router_command("--host", "127.0.0.1", "--port", str(port), "--service")
+            argv += ["ollama", "--namespace", "chatbot", "--kubeconfig", str(kubeconfig)]
+            child = await asyncio.create_subprocess_exec(*argv, "--log-level", "warning")
+            url = f"http://127.0.0.1:{port}"
+            try:
+                async with aiohttp.ClientSession() as http:
+                    await _until(http, url, lambda pods: pods.get("ready") == 1)
+                    assert await _chat(http, url) == 200
+                    assert first.stats().served == 1
+                    kube.slices.add(_slice("ollama-b", second.port))
+                    kube.slices.delete("chatbot", "ollama-a")
+                    await _until(
+                        http,
+                        url,
+                        lambda pods: pods == {"ready": 1, "terminating": 0, "not_ready": 0},
+                    )
+                    assert await _chat(http, url) == 200
+                    assert (first.stats().served, second.stats().served) == (1, 1)
+            finally:
+                child.terminate()
+                assert await asyncio.wait_for(child.wait(), 15) == 0
+
+
+def _slice(pod: str, port: int) -> dict[str, object]:
+    return endpoint_slice(
+        "chatbot",
+        pod,
+        service="ollama",
+        endpoints=[pod_endpoint(pod, "127.0.0.1")],
+        ports=[("http", port)],
+    )
+
+
+async def _chat(http: aiohttp.ClientSession, url: str) -> int:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    async with http.post(url + "/api/chat", json=body) as answer:
+        await answer.read()
+        return answer.status
+
+
+async def _until(
+    http: aiohttp.ClientSession, url: str, pods: Callable[[dict[str, int]], bool]
+) -> None:
+    """Until /readyz answers 200 with pod counts that satisfy ``pods``."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            async with http.get(url + "/readyz") as answer:
+                if answer.status == 200 and pods((await answer.json())["pods"]):
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)  # the fake API server shares this loop
+    raise AssertionError("the router did not reach the expected pods")

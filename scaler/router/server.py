@@ -38,7 +38,8 @@ def slice_discovery(settings: RouterSettings) -> Discovery:
     from scaler.kube.client import api_client
     from scaler.router.discovery import EndpointSliceWatch
 
-    assert settings.service is not None
+    service = settings.service
+    assert service is not None
 
     @contextlib.asynccontextmanager
     async def discovery(dispatcher: Dispatcher) -> AsyncIterator[Callable[[], bool]]:
@@ -46,7 +47,7 @@ def slice_discovery(settings: RouterSettings) -> Discovery:
             watch = EndpointSliceWatch(
                 api,
                 namespace=settings.namespace,
-                service=settings.service,
+                service=service,
                 port_name=settings.port_name,
                 on_change=dispatcher.update,
             )
