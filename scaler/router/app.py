@@ -131,9 +131,9 @@ class Router:
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
         """Everything that is not inference: to the least busy ready pod, streamed;
-        model management to the models' writer when one is set."""
+        model management (and blob uploads) to the models' writer when one is set."""
         path = request.path
-        if path in MANAGEMENT_PATHS and self.settings.management_upstream:
+        if _is_management(path) and self.settings.management_upstream:
             url = self.settings.management_upstream
         else:
             pod = self.dispatcher.least_busy()
@@ -194,6 +194,12 @@ async def _json_body(request: web.Request) -> bytes:
     if not isinstance(parsed, dict):
         raise BadRequest(400, f"request body must be a JSON object, not {type(parsed).__name__}")
     return body
+
+
+def _is_management(path: str) -> bool:
+    """Writes to the models volume: pull/create/copy/delete/push, and the blobs a GGUF
+    upload sends before its ``/api/create`` (serving pods mount the models read-only)."""
+    return path in MANAGEMENT_PATHS or path.startswith("/api/blobs/")
 
 
 def _json_error(status: int, message: str) -> web.Response:
