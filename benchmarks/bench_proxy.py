@@ -32,157 +32,74 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import select
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
+from benchmarks.processes import (
+    RssSampler,
+    cpu_seconds,
+    proc_status_mib,
+    start_fake,
+    start_forwarder,
+    start_proxy,
+    stop,
+)
+from benchmarks.saturate import Load, closed_loop, in_rounds, saturate, stream_tokens
+
 MODEL = "llama3.2"
 SLOTS = 64
 """``ProxySettings.parallel``'s upper bound; the fake gets as many slots."""
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-PROCESSES = ("proxy", "fake", "client")
 STREAM_TOKENS = 200
-FAKE_LAUNCHER = """
-import json, signal, sys
-from tests.fake_ollama import running_fake_ollama
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-with running_fake_ollama(**json.loads(sys.argv[1])) as fake:
-    print(fake.port, flush=True)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-"""
-
-
-# -- child processes -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def stop(child: subprocess.Popen[Any]) -> None:
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(STOP_TIMEOUT)
-
-
-def start_fake(settings: dict[str, Any]) -> tuple[subprocess.Popen[str], str]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", FAKE_LAUNCHER, json.dumps(settings)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None
-    readable, _, _ = select.select([child.stdout], [], [], START_TIMEOUT)
-    port = child.stdout.readline().strip() if readable else ""
-    if not port.isdigit():
-        stop(child)
-        raise RuntimeError(f"the fake Ollama did not start (exit code {child.poll()})")
-    return child, f"http://{HOST}:{port}"
-
-
-def start_proxy(upstream: str, parallel: int, max_queue: int) -> tuple[subprocess.Popen[Any], str]:
-    port = free_port()
-    args = ["--host", HOST, "--port", str(port), "--upstream", upstream]
-    args += ["--parallel", str(parallel), "--max-queue", str(max_queue), "--log-level", "warning"]
-    child = subprocess.Popen([sys.executable, "-m", "scaler.cli", "proxy", *args], cwd=ROOT)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and child.poll() is None:
-        try:
-            socket.create_connection((HOST, port), timeout=0.1).close()
-            return child, f"http://{HOST}:{port}"
-        except OSError:
-            time.sleep(0.05)
-    stop(child)
-    raise RuntimeError(f"the proxy did not start (exit code {child.poll()})")
-
-
-def proc_status_mib(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {key} in /proc/{pid}/status")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # utime + stime
-
-
-class RssSampler:
-    """Samples a process's VmRSS from a thread; ``peak`` in MiB."""
-
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
-        self.pid, self.interval, self.peak = pid, interval, 0.0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            try:
-                self.peak = max(self.peak, proc_status_mib(self.pid, "VmRSS"))
-            except (FileNotFoundError, ProcessLookupError):
-                return  # the proxy is gone; the phase reports the error
-            self._done.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self._thread.join()
+CPU_GOAL_MS = 0.55
 
 
 @dataclass
 class Stack:
+    """The processes of one phase: the fake, the proxy, and (if asked) the reference
+    forwarder, each with its base URL and pid."""
+
     direct: str
     proxied: str
-    proxy_pid: int
-    fake_pid: int
+    pids: dict[str, int]
     rss: RssSampler
     idle_mib: float
     hwm_mib: float = 0.0
+    forwarded: str = ""
+
+    @property
+    def proxy_pid(self) -> int:
+        return self.pids["proxy"]
 
 
 @contextmanager
-def running_stack(fake: dict[str, Any], *, parallel: int, max_queue: int) -> Iterator[Stack]:
-    """A fake Ollama and a proxy in front of it, both child processes, stopped after."""
-    fake_child, direct = start_fake(fake)
-    try:
+def running_stack(
+    fake: dict[str, Any], *, parallel: int, max_queue: int, forwarder: bool = False
+) -> Iterator[Stack]:
+    """A fake Ollama and a proxy in front of it (and the reference forwarder beside the
+    proxy if ``forwarder``), all child processes, stopped after."""
+    with ExitStack() as children:
+        fake_child, direct = start_fake(fake)
+        children.callback(stop, fake_child)
         proxy_child, proxied = start_proxy(direct, parallel, max_queue)
-        try:
-            with RssSampler(proxy_child.pid) as rss:
-                idle = proc_status_mib(proxy_child.pid, "VmRSS")
-                stack = Stack(direct, proxied, proxy_child.pid, fake_child.pid, rss, idle)
-                yield stack
-                stack.hwm_mib = proc_status_mib(proxy_child.pid, "VmHWM")
-        finally:
-            stop(proxy_child)
-    finally:
-        stop(fake_child)
+        children.callback(stop, proxy_child)
+        pids = {"proxy": proxy_child.pid, "fake": fake_child.pid}
+        forwarded = ""
+        if forwarder:
+            forwarder_child, forwarded = start_forwarder(direct)
+            children.callback(stop, forwarder_child)
+            pids["forwarder"] = forwarder_child.pid
+        with RssSampler(proxy_child.pid) as rss:
+            idle = proc_status_mib(proxy_child.pid, "VmRSS")
+            stack = Stack(direct, proxied, pids, rss, idle, forwarded=forwarded)
+            yield stack
+            stack.hwm_mib = proc_status_mib(proxy_child.pid, "VmHWM")
 
 
 # -- measurements ----------------------------------------------------------------------
@@ -239,74 +156,17 @@ async def alternate(
     return times, (cpu_seconds(stack.proxy_pid) - cpu0) / count
 
 
-async def stream_tokens(session: aiohttp.ClientSession, url: str, tokens: int) -> int:
-    """One streamed chat; returns the token chunks received (the final one excluded)."""
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "hi"}],
-        "options": {"num_predict": tokens},
-    }
-    lines = 0
-    async with session.post(url + "/api/chat", json=body) as response:
-        async for chunk in response.content.iter_any():
-            lines += chunk.count(b"\n")
-        if response.status != 200:
-            raise RuntimeError(f"{url}: /api/chat answered {response.status}")
-    return lines - 1
-
-
-async def throughput_round(url: str, streams: int, tokens: int) -> tuple[int, float]:
+async def throughput_round(url: str, streams: int, tokens: int) -> int:
+    """``streams`` streams at once; the number completed (all of them, or an error)."""
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        started = time.perf_counter()
-        calls = (stream_tokens(session, url, tokens) for _ in range(streams))
-        counts = await asyncio.gather(*calls)
-        elapsed = time.perf_counter() - started
+        counts = await asyncio.gather(
+            *(stream_tokens(session, url, tokens) for _ in range(streams))
+        )
     if sum(counts) != streams * tokens:
         raise RuntimeError(f"{url}: {sum(counts)} tokens of {streams * tokens}")
-    return sum(counts), elapsed
-
-
-@dataclass
-class Load:
-    """Tokens and seconds of one side's throughput rounds, with the CPU seconds each
-    process used meanwhile."""
-
-    tokens: int = 0
-    seconds: float = 0.0
-    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PROCESSES, 0.0))
-
-    @property
-    def rate(self) -> float:
-        return self.tokens / self.seconds
-
-    def cores(self) -> str:
-        return ", ".join(f"{name} {used / self.seconds:.2f}" for name, used in self.cpu.items())
-
-
-def cpu_now(stack: Stack) -> dict[str, float]:
-    return {
-        "proxy": cpu_seconds(stack.proxy_pid),
-        "fake": cpu_seconds(stack.fake_pid),
-        "client": time.process_time(),
-    }
-
-
-async def throughput(stack: Stack, streams: int, tokens: int, rounds: int) -> dict[str, Load]:
-    """``rounds`` rounds per side, ABBA."""
-    loads = {"direct": Load(), "proxy": Load()}
-    for i in range(rounds):
-        for side in ("direct", "proxy") if i % 2 == 0 else ("proxy", "direct"):
-            before = cpu_now(stack)
-            url = stack.direct if side == "direct" else stack.proxied
-            count, elapsed = await throughput_round(url, streams, tokens)
-            after, load = cpu_now(stack), loads[side]
-            load.tokens += count
-            load.seconds += elapsed
-            for name in PROCESSES:
-                load.cpu[name] += after[name] - before[name]
-    return loads
+    return streams
 
 
 # -- phases and report -----------------------------------------------------------------
@@ -358,20 +218,68 @@ def throughput_phase(
 ) -> list[Row]:
     fake = {"slots": SLOTS, "tokens": STREAM_TOKENS, "tokens_per_second": rate}
     with running_stack(fake, parallel=SLOTS, max_queue=10 * args.streams) as stack:
-        loads = asyncio.run(throughput(stack, args.streams, STREAM_TOKENS, rounds))
+        targets = {"direct": stack.direct, "proxy": stack.proxied}
+        run = partial(throughput_round, streams=args.streams, tokens=STREAM_TOKENS)
+        loads = asyncio.run(in_rounds(targets, stack.pids, rounds, run))
     peaks += [stack.rss.peak, stack.hwm_mib]
     direct, proxy = loads["direct"], loads["proxy"]
     for side, load in loads.items():
         print(f"{name} {side}: cores used: {load.cores()}")
-    per_token = proxy.cpu["proxy"] / proxy.tokens
+    per_token = proxy.cpu["proxy"] / (proxy.streams * STREAM_TOKENS)
     print(
         f"{name}: proxy CPU {per_token * 1e6:.1f} us per token; RSS idle "
         f"{stack.idle_mib:.1f} MiB, sampled peak {stack.rss.peak:.1f} MiB, "
         f"VmHWM {stack.hwm_mib:.1f} MiB"
     )
     ratio = proxy.rate / direct.rate
-    measure = f"tokens/s {name}"
-    return [Row(measure, direct.rate, proxy.rate, f"{ratio:.2f}x", ">= 0.9x", ratio >= 0.9)]
+    tokens = (direct.rate * STREAM_TOKENS, proxy.rate * STREAM_TOKENS)
+    return [Row(f"tokens/s {name}", *tokens, f"{ratio:.2f}x", ">= 0.9x", ratio >= 0.9)]
+
+
+async def saturated_loads(stack: Stack, args: argparse.Namespace) -> dict[str, Load]:
+    """A second of warm-up per target (connections, first imports), then the rounds."""
+    targets = {"direct": stack.direct, "forwarder": stack.forwarded, "proxy": stack.proxied}
+    for url in targets.values():
+        await closed_loop(url, streams=args.cpu_streams, seconds=1.0, tokens=STREAM_TOKENS)
+    return await saturate(
+        targets,
+        stack.pids,
+        streams=args.cpu_streams,
+        seconds=args.cpu_seconds,
+        rounds=args.cpu_rounds,
+        tokens=STREAM_TOKENS,
+    )
+
+
+def cpu_phase(args: argparse.Namespace, peaks: list[float]) -> list[Row]:
+    """CPU per streamed request with every core busy: the proxy against the reference
+    forwarder, and streams/s against a direct connection."""
+    fake = {"slots": SLOTS, "tokens": STREAM_TOKENS, "tokens_per_second": 1e6}
+    queue = 10 * args.cpu_streams
+    with running_stack(fake, parallel=SLOTS, max_queue=queue, forwarder=True) as stack:
+        loads = asyncio.run(saturated_loads(stack, args))
+    peaks += [stack.rss.peak, stack.hwm_mib]
+    for side, load in loads.items():
+        print(f"saturated {side}: {load.rate:.0f} streams/s; cores used: {load.cores()}")
+    reference = loads["forwarder"].per_stream_ms("forwarder")
+    proxy = loads["proxy"].per_stream_ms("proxy")
+    print(
+        f"CPU per streamed request: proxy {proxy:.3f} ms (goal <= {CPU_GOAL_MS} ms), "
+        f"reference aiohttp forwarder {reference:.3f} ms"
+    )
+    direct_rate, proxy_rate = loads["direct"].rate, loads["proxy"].rate
+    ratio = proxy_rate / direct_rate
+    return [
+        Row(
+            "CPU ms/stream (fwd|proxy)",
+            reference,
+            proxy,
+            f"{proxy - reference:+.2f}",
+            f"<= {CPU_GOAL_MS} ms",
+            proxy <= CPU_GOAL_MS,
+        ),
+        Row("streams/s saturated", direct_rate, proxy_rate, f"{ratio:.2f}x"),
+    ]
 
 
 def print_table(rows: list[Row]) -> None:
@@ -387,21 +295,40 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
+PHASES = ("latency", "first-byte", "stress", "paced", "cpu")
+
+
+def run_phases(args: argparse.Namespace, peaks: list[float]) -> list[Row]:
+    rows: list[Row] = []
+    if "latency" in args.phases:
+        rows += latency_phase(args, peaks)
+    if "first-byte" in args.phases:
+        rows += first_byte_phase(args, peaks)
+    if "stress" in args.phases:
+        rows += throughput_phase(args, peaks, name="stress", rate=1000.0, rounds=args.rounds)
+    if "paced" in args.phases and args.paced_rounds:
+        rows += throughput_phase(args, peaks, name="paced", rate=200.0, rounds=args.paced_rounds)
+    if "cpu" in args.phases:
+        rows += cpu_phase(args, peaks)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="scaler proxy against a direct connection")
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
     parser.add_argument("--requests", type=int, default=500, help="latency requests per side")
     parser.add_argument("--first-bytes", type=int, default=200, help="TTFB requests per side")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=8, help="stress rounds per side")
     parser.add_argument("--paced-rounds", type=int, default=2, help="0: no paced test")
+    parser.add_argument("--cpu-streams", type=int, default=64, help="concurrent, saturating")
+    parser.add_argument("--cpu-seconds", type=float, default=5.0, help="per round and side")
+    parser.add_argument("--cpu-rounds", type=int, default=3)
     args = parser.parse_args()
     started = time.monotonic()
     peaks: list[float] = []
-    rows = latency_phase(args, peaks) + first_byte_phase(args, peaks)
-    rows += throughput_phase(args, peaks, name="stress", rate=1000.0, rounds=args.rounds)
-    if args.paced_rounds:
-        rows += throughput_phase(args, peaks, name="paced", rate=200.0, rounds=args.paced_rounds)
+    rows = run_phases(args, peaks)
     peak = max(peaks)
     rows.append(Row("proxy peak RSS (MiB)", None, peak, "", "<= 80 MiB", peak <= 80))
     print_table(rows)

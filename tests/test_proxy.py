@@ -211,6 +211,19 @@ async def test_a_client_that_leaves_while_running_frees_ollamas_slot(rig: Rig) -
     rig.wait_idle()
 
 
+async def test_a_client_that_leaves_before_the_first_token_frees_ollamas_slot(rig: Rig) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        # The first answer leaves a kept-alive connection, which the next one takes.
+        assert (await http.post(f"{rig.url}/api/chat", json=_chat(False))).status_code == 200
+        rig.fake.configure(prefill=60.0)  # Ollama silent in a long prefill
+        waiting = asyncio.create_task(http.post(f"{rig.url}/api/generate", json=GENERATE))
+        await _until(lambda: rig.fake.stats().active == 1)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    await _until(lambda: rig.fake.stats().cancelled == 1)  # it saw the connection close
+    rig.wait_idle()
+
+
 def test_ollama_down_is_a_502_with_a_json_error(rig: Rig) -> None:
     rig.fake.stop()
     with ollama.Client(host=rig.url) as client, pytest.raises(ollama.ResponseError) as caught:

@@ -30,6 +30,9 @@ from scaler.proxy.settings import ProxySettings
 log = logging.getLogger("scaler.proxy")
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+"""Keep-alive connections to the Ollama beside the proxy."""
+FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
+"""A new connection per request: the management upstream, bodies too large to resend."""
 READY_TIMEOUT = 2.0
 """Seconds /readyz waits for Ollama before it says not ready."""
 
@@ -70,13 +73,18 @@ class Proxy:
     async def _forward(
         self, request: web.Request, upstream: str, started: float
     ) -> tuple[web.StreamResponse, Outcome | None]:
+        fresh = request.app[FRESH_SESSION]
+        # Keep-alive only to the Ollama beside us, on loopback: a remote writer behind
+        # a Service can vanish without a FIN, and no read timeout would notice.
+        session = request.app[SESSION] if upstream == self.settings.upstream else fresh
         try:
             response, outcome = await forward(
                 request,
-                request.app[SESSION],
+                session,
                 upstream,
                 connect_timeout=self.settings.connect_timeout,
                 started=started,
+                streamed_session=fresh,
             )
         except UpstreamUnavailable as error:
             self.metrics.upstream_errors.labels("connect").inc()
@@ -156,16 +164,23 @@ def build_app(
     proxy = Proxy(settings, registry)
     app = web.Application(client_max_size=0)  # bodies are streamed, never buffered
 
-    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        # One fresh loopback connection per request: a pooled keep-alive connection
-        # that Ollama closed meanwhile would fail a POST we cannot replay, and closing
-        # the connection is how a cancelled request tells Ollama to free its slot.
-        connector = aiohttp.TCPConnector(limit=0, force_close=True)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+    async def upstream_sessions(app: web.Application) -> AsyncIterator[None]:
+        # Answers read to the end leave their connection to Ollama open for the next
+        # request: a connect and a close per request cost more CPU than the relay.
+        # One cut short is closed (forward), which is how Ollama learns to free the
+        # slot. A connection Ollama closed meanwhile: see open_upstream.
+        pooled = aiohttp.TCPConnector(limit=0)
+        # No keep-alive for what cannot be sent twice or may go quiet (forward).
+        fresh = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with (
+            aiohttp.ClientSession(connector=pooled, auto_decompress=False) as session,
+            aiohttp.ClientSession(connector=fresh, auto_decompress=False) as fresh_session,
+        ):
             app[SESSION] = session
+            app[FRESH_SESSION] = fresh_session
             yield
 
-    app.cleanup_ctx.append(upstream_session)
+    app.cleanup_ctx.append(upstream_sessions)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", proxy.healthz)
     app.router.add_get("/readyz", proxy.readyz)
@@ -181,7 +196,13 @@ async def serve(settings: ProxySettings) -> None:
     app = build_app(settings)
     # Cancel a handler when its client disconnects, so a queued request leaves the
     # queue and a running one closes its upstream connection (Ollama frees the slot).
-    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
+    # No access log below debug: formatting and writing a JSON line per request cost
+    # the proxy more CPU than forwarding the request did (profiled); requests_total
+    # counts them instead.
+    access_log = logging.getLogger("aiohttp.access") if log.isEnabledFor(logging.DEBUG) else None
+    runner = web.AppRunner(
+        app, handle_signals=False, handler_cancellation=True, access_log=access_log
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)

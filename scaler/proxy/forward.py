@@ -36,6 +36,8 @@ BUSY_HEADER = "X-Scaler-Busy"
 """Set on the proxy's own 503 (its slots and queue are full), never on Ollama's: a
 router seeing it knows the request never reached Ollama and sends it elsewhere."""
 _TAIL_LIMIT = 1 << 16  # keep at most the last 64 KiB to read the final chunk's stats
+REPLAYABLE_BODY = 1 << 20
+"""Bytes of a request body read whole before it is sent, so that it can be resent."""
 
 
 class UpstreamUnavailable(Exception):
@@ -74,20 +76,37 @@ async def forward(
     *,
     connect_timeout: float,
     started: float,
+    streamed_session: aiohttp.ClientSession | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
     """Send ``request`` to ``upstream_url`` (same path and query) and stream the
-    answer back. ``started``: perf_counter when Ollama's slot was taken."""
+    answer back. ``started``: perf_counter when Ollama's slot was taken.
+
+    A body too large to hold (see ``request_body``) goes through ``streamed_session``
+    (default: ``session``). Give a session without keep-alive there, so that a body
+    that cannot be sent twice never goes on a pooled connection.
+    """
+    body = await request_body(request)
+    if isinstance(body, aiohttp.StreamReader) and streamed_session is not None:
+        session = streamed_session
     upstream = await open_upstream(
-        request,
-        session,
-        upstream_url,
-        body=request.content if request.can_read_body else None,
-        connect_timeout=connect_timeout,
+        request, session, upstream_url, body=body, connect_timeout=connect_timeout
     )
     try:
         return await relay(request, upstream, started)
     finally:
         upstream.close()  # never back to the pool half-read: Ollama must see the end
+
+
+async def request_body(request: web.Request) -> bytes | aiohttp.StreamReader | None:
+    """The body to send: read whole when its length is known and at most
+    ``REPLAYABLE_BODY`` (so it can be sent twice, see ``open_upstream``), else the
+    stream itself, forwarded as it arrives."""
+    if not request.can_read_body:
+        return None
+    length, limit = request.content_length, request.client_max_size or REPLAYABLE_BODY
+    if length is not None and length <= min(limit, REPLAYABLE_BODY):
+        return await request.read()
+    return request.content
 
 
 async def open_upstream(
@@ -101,22 +120,48 @@ async def open_upstream(
     """Send ``request``'s method, path, query and headers with ``body`` to
     ``upstream_url``; the answer's status and headers, its body still unread.
 
-    The caller must ``close()`` the answer (or ``relay`` it and then close it).
+    When ``body`` is bytes (or none) and the connection closes before any answer, the
+    request goes once more: that was a kept-alive connection Ollama closed as it was
+    taken from the pool. Ollama's Go server has no idle timeout; it closes idle
+    connections only when it stops, unread, so the request was not served. A second
+    failure is final, and a failed connect is never retried. The caller must
+    ``close()`` the answer (or ``relay`` it and then close it).
     """
     url = upstream_url.rstrip("/") + request.rel_url.raw_path_qs
+    headers = request_headers(request)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=None)
-    try:
-        return await session.request(
-            request.method,
-            url,
-            headers=request_headers(request),
-            data=body,
-            allow_redirects=False,
-            auto_decompress=False,
-            timeout=timeout,
-        )
-    except (TimeoutError, aiohttp.ClientConnectionError, OSError) as error:
-        raise UpstreamUnavailable(f"cannot reach Ollama at {upstream_url}: {error}") from error
+    attempts = 1 if isinstance(body, aiohttp.StreamReader) else 2
+    for attempt in range(1, attempts + 1):
+        try:
+            return await session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=timeout,
+            )
+        except (aiohttp.ClientConnectorError, TimeoutError) as error:
+            raise _unavailable(upstream_url, error) from error  # not connected: final
+        except _CLOSED_UNANSWERED as error:
+            if attempt == attempts:
+                raise _unavailable(upstream_url, error) from error
+        except (aiohttp.ClientConnectionError, OSError) as error:
+            raise _unavailable(upstream_url, error) from error
+    raise AssertionError("not reached: the last attempt returns or raises")
+
+
+# Connected, then closed (FIN or RST) before the answer's status line.
+_CLOSED_UNANSWERED = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    aiohttp.ClientConnectionResetError,
+)
+
+
+def _unavailable(upstream_url: str, error: BaseException) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"cannot reach Ollama at {upstream_url}: {error}")
 
 
 async def relay(
