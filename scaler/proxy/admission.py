@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from scaler.errors import ScalerError
 
@@ -39,15 +37,10 @@ class Admission:
     def queued(self) -> int:
         return len(self._waiters)
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> Slot:
         """Hold a slot for the body of the ``async with``; raises QueueFull at once
         when the queue is full."""
-        await self._acquire()
-        try:
-            yield
-        finally:
-            self._release()
+        return Slot(self)
 
     async def _acquire(self) -> None:
         if self.active < self.parallel and not self._waiters:
@@ -75,3 +68,19 @@ class Admission:
                 waiter.set_result(None)  # the slot moves to it: active stays the same
                 return
         self.active -= 1
+
+
+class Slot:
+    """``async with admission.slot():`` as a plain class: a generator-based context
+    manager costs more than the admission itself, on every request."""
+
+    __slots__ = ("_admission",)
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    async def __aenter__(self) -> None:
+        await self._admission._acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._admission._release()

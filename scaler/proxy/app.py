@@ -21,9 +21,9 @@ from scaler.proxy.forward import BUSY_HEADER, Outcome, UpstreamUnavailable, forw
 from scaler.proxy.metrics import (
     INFERENCE_PATHS,
     MANAGEMENT_PATHS,
+    PathSeries,
     ProxyMetrics,
     build_metrics,
-    path_label,
 )
 from scaler.proxy.settings import ProxySettings
 
@@ -48,17 +48,18 @@ class Proxy:
     async def inference(self, request: web.Request) -> web.StreamResponse:
         """Wait for a slot (or refuse), then forward; count what Ollama did."""
         path = request.path
+        series = self.metrics.path(path)
         started = time.perf_counter()
         try:
             async with self.admission.slot():
                 admitted = time.perf_counter()
-                self.metrics.queue_wait.labels(path).observe(admitted - started)
+                series.queue_wait.observe(admitted - started)
                 response, outcome = await self._forward(request, self.settings.upstream, admitted)
         except QueueFull as full:
             self.metrics.rejected.labels(path).inc()
             return self._done(path, self._busy(str(full)))
         if outcome is not None:
-            self._observe(path, outcome, started)
+            self._observe(series, outcome, started)
         return self._done(path, response)
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
@@ -94,18 +95,19 @@ class Proxy:
             self.metrics.upstream_errors.labels("mid_stream").inc()
         return response, outcome
 
-    def _observe(self, path: str, outcome: Outcome, started: float) -> None:
-        self.metrics.duration.labels(path).observe(time.perf_counter() - started)
+    def _observe(self, series: PathSeries, outcome: Outcome, started: float) -> None:
+        series.duration.observe(time.perf_counter() - started)
         if outcome.first_byte is not None and outcome.status < 400:
-            self.metrics.time_to_first_token.labels(path).observe(outcome.first_byte)
+            series.time_to_first_token.observe(outcome.first_byte)
         stats = outcome.stats
         if not stats or not isinstance(stats.get("model"), str):
             return
         model = stats["model"]
+        generated, prompt = self.metrics.tokens(model)
         if isinstance(stats.get("eval_count"), int):
-            self.metrics.generated_tokens.labels(model).inc(stats["eval_count"])
+            generated.inc(stats["eval_count"])
         if isinstance(stats.get("prompt_eval_count"), int):
-            self.metrics.prompt_tokens.labels(model).inc(stats["prompt_eval_count"])
+            prompt.inc(stats["prompt_eval_count"])
         load = stats.get("load_duration")
         if isinstance(load, int) and load > 1_000_000:  # > 1 ms: a real load, not a warm hit
             self.metrics.model_load.labels(model).observe(load / 1e9)
@@ -117,7 +119,7 @@ class Proxy:
         return response
 
     def _done(self, path: str, response: web.StreamResponse) -> web.StreamResponse:
-        self.metrics.requests.labels(path_label(path), str(response.status)).inc()
+        self.metrics.count(path, response.status)
         return response
 
     async def healthz(self, request: web.Request) -> web.Response:

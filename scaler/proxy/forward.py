@@ -35,7 +35,7 @@ HOP_BY_HOP = frozenset(
 BUSY_HEADER = "X-Scaler-Busy"
 """Set on the proxy's own 503 (its slots and queue are full), never on Ollama's: a
 router seeing it knows the request never reached Ollama and sends it elsewhere."""
-_TAIL_LIMIT = 1 << 16  # keep at most the last 64 KiB to read the final chunk's stats
+_TAIL_LIMIT = 1 << 16  # the last 64 to 128 KiB are kept, to read the final chunk's stats
 REPLAYABLE_BODY = 1 << 20
 """Bytes of a request body read whole before it is sent, so that it can be resent."""
 
@@ -175,13 +175,13 @@ async def relay(
     if upstream.headers.get("Content-Length") is not None:
         response.content_length = int(upstream.headers["Content-Length"])
     await response.prepare(request)
-    tail = bytearray()
+    content, tail = upstream.content, bytearray()
     try:
-        async for chunk in upstream.content.iter_any():
+        while chunk := await content.readany():  # b"" at the end
             await response.write(chunk)
             tail += chunk
-            if len(tail) > _TAIL_LIMIT:
-                del tail[: len(tail) - _TAIL_LIMIT]
+            if len(tail) > 2 * _TAIL_LIMIT:  # trimmed now and then, not per chunk
+                del tail[:-_TAIL_LIMIT]
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as error:
         outcome.broken = True
         await _write_error(response, upstream, f"Ollama closed the stream: {error}")

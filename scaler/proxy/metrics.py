@@ -7,7 +7,7 @@ prompts, no pod names: Prometheus adds the pod's labels at scrape time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -40,7 +40,20 @@ def path_label(path: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class PathSeries:
+    """One inference path's histograms, bound to their label."""
+
+    queue_wait: Histogram
+    time_to_first_token: Histogram
+    duration: Histogram
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyMetrics:
+    """The metric families, and their series bound once per label value: ``labels()``
+    takes a lock and builds a key on every call, a cost paid per request otherwise.
+    The caches hold only bounded label values (paths, statuses, installed models)."""
+
     requests: Counter
     rejected: Counter
     upstream_errors: Counter
@@ -50,6 +63,37 @@ class ProxyMetrics:
     generated_tokens: Counter
     prompt_tokens: Counter
     model_load: Histogram
+    _paths: dict[str, PathSeries] = field(default_factory=dict)
+    _counts: dict[tuple[str, int], Counter] = field(default_factory=dict)
+    _tokens: dict[str, tuple[Counter, Counter]] = field(default_factory=dict)
+
+    def path(self, path: str) -> PathSeries:
+        """The histograms of an inference path (one of ``INFERENCE_PATHS``)."""
+        series = self._paths.get(path)
+        if series is None:
+            series = PathSeries(
+                self.queue_wait.labels(path),
+                self.time_to_first_token.labels(path),
+                self.duration.labels(path),
+            )
+            self._paths[path] = series
+        return series
+
+    def count(self, path: str, status: int) -> None:
+        """One request answered: ``requests_total{path, code}``."""
+        key = (path_label(path), status)
+        counter = self._counts.get(key)
+        if counter is None:
+            counter = self._counts[key] = self.requests.labels(key[0], str(status))
+        counter.inc()
+
+    def tokens(self, model: str) -> tuple[Counter, Counter]:
+        """``generated_tokens_total`` and ``prompt_tokens_total`` of ``model``."""
+        pair = self._tokens.get(model)
+        if pair is None:
+            pair = self.generated_tokens.labels(model), self.prompt_tokens.labels(model)
+            self._tokens[model] = pair
+        return pair
 
 
 def build_metrics(registry: CollectorRegistry, admission: Admission) -> ProxyMetrics:
