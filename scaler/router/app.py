@@ -35,6 +35,7 @@ from scaler.router.settings import RouterSettings
 log = logging.getLogger("scaler.router")
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
 CONNECT_ATTEMPTS = 3
 """Pods tried for one request that cannot be reached before the client gets a 502.
 A refusal (the slot is another router's) is not a failure and is not counted."""
@@ -123,7 +124,7 @@ class Router:
                 self.dispatcher.release(pod)
                 raise
             if upstream.status == 503 and BUSY_HEADER in upstream.headers:
-                upstream.close()
+                upstream.close()  # the proxy's short JSON answer: not worth reading
                 self.dispatcher.refused(pod)
                 self.metrics.redispatches.labels("slot_taken").inc()
                 continue
@@ -133,8 +134,10 @@ class Router:
         """Everything that is not inference: to the least busy ready pod, streamed;
         model management (and blob uploads) to the models' writer when one is set."""
         path = request.path
+        session = request.app[SESSION]
         if _is_management(path) and self.settings.management_upstream:
             url = self.settings.management_upstream
+            session = request.app[FRESH_SESSION]  # long pulls and uploads: nothing pooled
         else:
             pod = self.dispatcher.least_busy()
             if pod is None:
@@ -143,10 +146,11 @@ class Router:
         try:
             response, _ = await forward(
                 request,
-                request.app[SESSION],
+                session,
                 url,
                 connect_timeout=self.settings.connect_timeout,
                 started=time.perf_counter(),
+                streamed_session=request.app[FRESH_SESSION],
             )
         except UpstreamUnavailable as error:
             self.metrics.upstream_errors.labels("connect").inc()
@@ -235,15 +239,22 @@ def build_app(
             synced.append(ready)
             yield
 
-    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        # A fresh connection per request, as in the proxy: closing it is how a
-        # cancelled request tells the pod to free its slot at once.
-        connector = aiohttp.TCPConnector(limit=0, force_close=True)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+    async def upstream_sessions(app: web.Application) -> AsyncIterator[None]:
+        # As in the proxy: an answer read to the end leaves its connection to the pod
+        # open for the next request (a connect per request costs more CPU than the
+        # relay); one cut short is closed, which is how the pod's proxy learns to free
+        # the slot. A body that cannot be sent twice goes on a fresh connection.
+        pooled = aiohttp.TCPConnector(limit=0)
+        fresh = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with (
+            aiohttp.ClientSession(connector=pooled, auto_decompress=False) as session,
+            aiohttp.ClientSession(connector=fresh, auto_decompress=False) as fresh_session,
+        ):
             app[SESSION] = session
+            app[FRESH_SESSION] = fresh_session
             yield
 
-    app.cleanup_ctx.append(upstream_session)
+    app.cleanup_ctx.append(upstream_sessions)
     app.cleanup_ctx.append(pods)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", router.healthz)
