@@ -198,17 +198,19 @@ def test_a_body_over_the_limit_gets_413_naming_the_limit() -> None:
 
 
 def test_unknown_paths_pass_through_and_management_goes_to_the_writer() -> None:
-    with running_fake_ollama() as writer:
-        with router_rig(pods=1, router={"management_upstream": writer.url}) as rig:
-            assert httpx.get(rig.url + "/no/such/path").status_code == 404
-            pull = httpx.post(rig.url + "/api/pull", json={"model": "llama3.2", "stream": False})
-            assert pull.status_code == 200
-            digest = "sha256:" + "ab" * 32
-            blob = httpx.post(rig.url + f"/api/blobs/{digest}", content=b"\0" * (3 << 20))
-            assert blob.status_code == 201
-            assert httpx.head(rig.url + f"/api/blobs/{digest}").status_code == 200
-            assert [r.path for r in writer.requests] == ["/api/pull"] + [f"/api/blobs/{digest}"] * 2
-            assert [r.path for r in rig.fakes[0].requests] == ["/no/such/path"]
+    with (
+        running_fake_ollama() as writer,
+        router_rig(pods=1, router={"management_upstream": writer.url}) as rig,
+    ):
+        assert httpx.get(rig.url + "/no/such/path").status_code == 404
+        pull = httpx.post(rig.url + "/api/pull", json={"model": "llama3.2", "stream": False})
+        assert pull.status_code == 200
+        digest = "sha256:" + "ab" * 32
+        blob = httpx.post(rig.url + f"/api/blobs/{digest}", content=b"\0" * (3 << 20))
+        assert blob.status_code == 201
+        assert httpx.head(rig.url + f"/api/blobs/{digest}").status_code == 200
+        assert [r.path for r in writer.requests] == ["/api/pull"] + [f"/api/blobs/{digest}"] * 2
+        assert [r.path for r in rig.fakes[0].requests] == ["/no/such/path"]
 
 
 def test_a_silent_model_load_is_waited_out_with_no_read_timeout() -> None:
