@@ -13,52 +13,16 @@ import httpx
 from scaler.proxy.app import PROXY, build_app
 from scaler.proxy.settings import ProxySettings
 from tests.fake_ollama import running_fake_ollama
+from tests.soak_traffic import KINDS, send_one
 from tests.threaded_server import serve_in_thread
 
 REQUESTS = 10_000
 CONCURRENCY = 48
-MODEL = "llama3.2"
-
-
-def _request(kind: str) -> tuple[str, str, dict[str, object] | None]:
-    messages = [{"role": "user", "content": "hi"}]
-    return {
-        "chat-stream": ("POST", "/api/chat", {"model": MODEL, "messages": messages}),
-        "generate": ("POST", "/api/generate", {"model": MODEL, "prompt": "x", "stream": False}),
-        "openai-stream": (
-            "POST",
-            "/v1/chat/completions",
-            {"model": MODEL, "messages": messages, "stream": True},
-        ),
-        "tags": ("GET", "/api/tags", None),
-    }[kind]
-
-
-async def _one(http: httpx.AsyncClient, url: str, kind: str, give_up: float | None) -> str:
-    method, path, body = _request(kind)
-
-    async def call() -> str:
-        async with http.stream(method, url + path, json=body) as response:
-            async for _ in response.aiter_bytes():
-                pass
-            return str(response.status_code)
-
-    if give_up is None:
-        try:
-            return await call()
-        except httpx.HTTPError as error:  # a stream Ollama broke off
-            return type(error).__name__
-    try:
-        return await asyncio.wait_for(call(), give_up)
-    except TimeoutError:
-        return "gave-up"
-    except httpx.HTTPError as error:
-        return type(error).__name__
 
 
 async def test_ten_thousand_mixed_requests_leave_nothing_behind() -> None:
     rng = random.Random(2026)
-    kinds = ["chat-stream"] * 5 + ["generate"] * 2 + ["openai-stream"] * 2 + ["tags"]
+    kinds = KINDS
     with running_fake_ollama(slots=2, tokens=4, tokens_per_second=4000) as fake:
         settings = ProxySettings(upstream=fake.url, parallel=2, max_queue=8)
         app = build_app(settings)
@@ -74,7 +38,7 @@ async def test_ten_thousand_mixed_requests_leave_nothing_behind() -> None:
                         fake.fail_next(1, status=500, error="injected failure")
                     if index % 250 == 125:
                         fake.die_next(after_tokens=2)
-                    outcomes[await _one(http, url, kind, give_up)] += 1
+                    outcomes[(await send_one(http, url, kind, give_up))[0]] += 1
 
             async with httpx.AsyncClient(timeout=30, limits=limits) as http:
                 plan = [

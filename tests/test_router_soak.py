@@ -14,46 +14,12 @@ import httpx
 
 from scaler.proxy.forward import BUSY_HEADER
 from scaler.sources.proxies import sum_series
-from tests.router_rig import MODEL, Rig, router_rig, router_rig_over
+from tests.router_rig import Rig, router_rig, router_rig_over
+from tests.soak_traffic import KINDS, send_one
 
 REQUESTS = 5_000
 CONCURRENCY = 48
 SLOTS = 2
-KINDS = ["chat-stream"] * 5 + ["generate"] * 2 + ["openai-stream"] * 2 + ["tags"]
-
-
-def _request(kind: str) -> tuple[str, str, dict[str, object] | None]:
-    messages = [{"role": "user", "content": "hi"}]
-    return {
-        "chat-stream": ("POST", "/api/chat", {"model": MODEL, "messages": messages}),
-        "generate": ("POST", "/api/generate", {"model": MODEL, "prompt": "x", "stream": False}),
-        "openai-stream": (
-            "POST",
-            "/v1/chat/completions",
-            {"model": MODEL, "messages": messages, "stream": True},
-        ),
-        "tags": ("GET", "/api/tags", None),
-    }[kind]
-
-
-async def _one(http: httpx.AsyncClient, url: str, kind: str, give_up: float | None) -> str:
-    method, path, body = _request(kind)
-
-    async def call() -> str:
-        async with http.stream(method, url + path, json=body) as response:
-            assert BUSY_HEADER not in response.headers  # a proxy's refusal never leaks
-            async for _ in response.aiter_bytes():
-                pass
-            return str(response.status_code)
-
-    try:
-        if give_up is None:
-            return await call()
-        return await asyncio.wait_for(call(), give_up)
-    except TimeoutError:
-        return "gave-up"
-    except httpx.HTTPError as error:  # a stream Ollama broke off
-        return type(error).__name__
 
 
 async def _gauges(http: httpx.AsyncClient, url: str, names: tuple[str, ...]) -> float:
@@ -96,7 +62,9 @@ async def test_five_thousand_requests_with_random_cancels_leave_nothing_behind()
                     if index % 250 == 125:
                         pod.die_next(after_tokens=2)
                     router = (one, two)[index % 2]
-                    outcomes[await _one(http, router.url, kind, give_up)] += 1
+                    outcome, headers = await send_one(http, router.url, kind, give_up)
+                    assert headers is None or BUSY_HEADER not in headers  # never leaks
+                    outcomes[outcome] += 1
 
             plan = [
                 (rng.choice(KINDS), rng.uniform(0.0, 0.02) if rng.random() < 0.1 else None)
