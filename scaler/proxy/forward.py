@@ -3,7 +3,8 @@
 Ollama writes nothing until its first token, so there is no read timeout: a request
 may sit silent in a model load or a long prefill. Bytes go to the client as Ollama
 writes them. If the client leaves, the handler is cancelled and the upstream
-connection is closed at once, which makes Ollama free the slot.
+connection is closed at once, which makes Ollama free the slot. An answer read to the
+end leaves its connection to the session's pool, if the session keeps one.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ BUSY_HEADER = "X-Scaler-Busy"
 router seeing it knows the request never reached Ollama and sends it elsewhere."""
 _TAIL_LIMIT = 1 << 16  # the last 64 to 128 KiB are kept, to read the final chunk's stats
 REPLAYABLE_BODY = 1 << 20
-"""Bytes of a request body read whole before it is sent, so that it can be resent."""
+"""Bytes of a request body read whole before it is sent, so that it can be resent
+(aiohttp itself warns against sending larger bodies as bytes)."""
 
 
 class UpstreamUnavailable(Exception):
@@ -55,18 +57,16 @@ class Outcome:
 
 
 def request_headers(request: web.Request) -> CIMultiDict[str]:
-    return CIMultiDict(
-        (name, value) for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP
-    )
+    return CIMultiDict([(n, v) for n, v in request.headers.items() if n.lower() not in HOP_BY_HOP])
 
 
-def response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
-    # aiohttp has already undone any transfer coding; a content-encoding stays as sent.
-    return CIMultiDict(
-        (name, value)
-        for name, value in upstream.headers.items()
-        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length"
-    )
+# aiohttp has already undone any transfer coding; a content-encoding stays as sent.
+_NOT_RELAYED = HOP_BY_HOP | {"content-length"}
+
+
+def response_headers(upstream: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    """The answer's headers to send on (a list: the response copies it anyway)."""
+    return [(n, v) for n, v in upstream.headers.items() if n.lower() not in _NOT_RELAYED]
 
 
 async def forward(
@@ -175,19 +175,22 @@ async def relay(
     if upstream.headers.get("Content-Length") is not None:
         response.content_length = int(upstream.headers["Content-Length"])
     await response.prepare(request)
-    content, tail = upstream.content, bytearray()
+    content, tail, last = upstream.content, bytearray(), b""
     try:
         while chunk := await content.readany():  # b"" at the end
-            await response.write(chunk)
             tail += chunk
             if len(tail) > 2 * _TAIL_LIMIT:  # trimmed now and then, not per chunk
                 del tail[:-_TAIL_LIMIT]
+            if content.at_eof():  # the end came with this chunk: one write for both
+                last = chunk
+                break
+            await response.write(chunk)
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as error:
         outcome.broken = True
         await _write_error(response, upstream, f"Ollama closed the stream: {error}")
         return response, outcome
-    outcome.stats = final_stats(bytes(tail))
-    await response.write_eof()
+    outcome.stats = final_stats(tail)
+    await response.write_eof(last)
     return response, outcome
 
 
@@ -207,18 +210,23 @@ async def _write_error(
         pass  # the client is gone too
 
 
-def final_stats(tail: bytes) -> dict[str, Any] | None:
+def final_stats(tail: bytes | bytearray) -> dict[str, Any] | None:
     """The statistics of Ollama's final chunk (``done: true``), if the answer ended
-    with one (NDJSON streams and plain JSON answers alike)."""
-    for line in reversed(tail.splitlines()):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            chunk = json.loads(line)
-        except ValueError:
-            return None
-        if isinstance(chunk, dict) and chunk.get("done") is True:
-            return chunk
+    with one (NDJSON streams and plain JSON answers alike). Only the last line is
+    looked at, found from the end: splitting a long tail costs more than the relay."""
+    end = len(tail)
+    while end > 0:
+        start = tail.rfind(b"\n", 0, end) + 1
+        line = tail[start:end].strip()
+        if line:
+            break
+        end = start - 1
+    else:
         return None
+    try:
+        chunk = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(chunk, dict) and chunk.get("done") is True:
+        return chunk
     return None
