@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -77,13 +78,30 @@ STREAM_TOKENS = 200
 CPU_GOAL_MS = 0.55
 
 
+Start = Callable[[str, int, int], tuple[subprocess.Popen[Any], str]]
+"""Start the server under test in front of an upstream URL, with ``parallel`` slots
+and ``max_queue``; its process and base URL."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """The server under test: ``scaler proxy`` here, ``scaler router`` in bench_router."""
+
+    name: str
+    start: Start
+
+
+PROXY = Server("proxy", start_proxy)
+
+
 @dataclass
 class Stack:
-    """The processes of one phase: the fake, the proxy, and (if asked) the reference
-    forwarder, each with its base URL and pid."""
+    """The processes of one phase: the fake, the server under test, and (if asked) the
+    reference forwarder, each with its base URL and pid."""
 
+    name: str
     direct: str
-    proxied: str
+    served: str
     pids: dict[str, int]
     rss: RssSampler
     idle_mib: float
@@ -91,32 +109,37 @@ class Stack:
     forwarded: str = ""
 
     @property
-    def proxy_pid(self) -> int:
-        return self.pids["proxy"]
+    def server_pid(self) -> int:
+        return self.pids[self.name]
 
 
 @contextmanager
 def running_stack(
-    fake: dict[str, Any], *, parallel: int, max_queue: int, forwarder: bool = False
+    server: Server,
+    fake: dict[str, Any],
+    *,
+    parallel: int,
+    max_queue: int,
+    forwarder: bool = False,
 ) -> Iterator[Stack]:
-    """A fake Ollama and a proxy in front of it (and the reference forwarder beside the
-    proxy if ``forwarder``), all child processes, stopped after."""
+    """A fake Ollama and the server in front of it (and the reference forwarder beside
+    it if ``forwarder``), all child processes, stopped after."""
     with ExitStack() as children:
         fake_child, direct = start_fake(fake)
         children.callback(stop, fake_child)
-        proxy_child, proxied = start_proxy(direct, parallel, max_queue)
-        children.callback(stop, proxy_child)
-        pids = {"proxy": proxy_child.pid, "fake": fake_child.pid}
+        child, served = server.start(direct, parallel, max_queue)
+        children.callback(stop, child)
+        pids = {server.name: child.pid, "fake": fake_child.pid}
         forwarded = ""
         if forwarder:
             forwarder_child, forwarded = start_forwarder(direct)
             children.callback(stop, forwarder_child)
             pids["forwarder"] = forwarder_child.pid
-        with RssSampler(proxy_child.pid) as rss:
-            idle = proc_status_mib(proxy_child.pid, "VmRSS")
-            stack = Stack(direct, proxied, pids, rss, idle, forwarded=forwarded)
+        with RssSampler(child.pid) as rss:
+            idle = proc_status_mib(child.pid, "VmRSS")
+            stack = Stack(server.name, direct, served, pids, rss, idle, forwarded=forwarded)
             yield stack
-            stack.hwm_mib = proc_status_mib(proxy_child.pid, "VmHWM")
+            stack.hwm_mib = proc_status_mib(child.pid, "VmHWM")
 
 
 # -- measurements ----------------------------------------------------------------------
@@ -151,21 +174,22 @@ Once = Callable[[aiohttp.ClientSession, str], Awaitable[float]]
 async def alternate(
     stack: Stack, once: Once, count: int, warmup: int
 ) -> tuple[dict[str, list[float]], float]:
-    """``count`` timings per side, direct and proxy alternated ABBA to cancel drift; and
-    the proxy's CPU seconds per request over them."""
-    times: dict[str, list[float]] = {"direct": [], "proxy": []}
-    sides = {"direct": stack.direct, "proxy": stack.proxied}
+    """``count`` timings per side, direct and the server alternated ABBA to cancel drift;
+    and the server's CPU seconds per request over them."""
+    name = stack.name
+    times: dict[str, list[float]] = {"direct": [], name: []}
+    sides = {"direct": stack.direct, name: stack.served}
     cpu0 = 0.0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as session:
         for i in range(warmup + count):
             if i == warmup:
-                cpu0 = cpu_seconds(stack.proxy_pid)
-            order = ("direct", "proxy") if i % 2 == 0 else ("proxy", "direct")
+                cpu0 = cpu_seconds(stack.server_pid)
+            order = ("direct", name) if i % 2 == 0 else (name, "direct")
             for side in order:
                 elapsed = await once(session, sides[side])
                 if i >= warmup:
                     times[side].append(elapsed)
-    return times, (cpu_seconds(stack.proxy_pid) - cpu0) / count
+    return times, (cpu_seconds(stack.server_pid) - cpu0) / count
 
 
 async def throughput_round(url: str, streams: int, tokens: int) -> int:
@@ -186,39 +210,39 @@ async def throughput_round(url: str, streams: int, tokens: int) -> int:
 
 def latency_phase(args: argparse.Namespace, peaks: list[float]) -> list[Row]:
     fake = {"slots": 4, "tokens": 5, "tokens_per_second": 1e6}
-    with running_stack(fake, parallel=4, max_queue=16) as stack:
+    with running_stack(args.server, fake, parallel=4, max_queue=16) as stack:
         times, cpu = asyncio.run(alternate(stack, generate_once, args.requests, args.warmup))
     peaks += [stack.rss.peak, stack.hwm_mib]
-    print(f"latency: proxy CPU {cpu * 1e6:.0f} us per request")
-    return timing_rows("latency", times, 1.0)
+    print(f"latency: {stack.name} CPU {cpu * 1e6:.0f} us per request")
+    return timing_rows("latency", times, 1.0, server=stack.name)
 
 
 def first_byte_phase(args: argparse.Namespace, peaks: list[float]) -> list[Row]:
     fake = {"slots": 4, "tokens": 5, "tokens_per_second": 1e6, "prefill": 0.02}
-    with running_stack(fake, parallel=4, max_queue=16) as stack:
+    with running_stack(args.server, fake, parallel=4, max_queue=16) as stack:
         times, cpu = asyncio.run(
             alternate(stack, first_byte_once, args.first_bytes, args.warmup // 5)
         )
     peaks += [stack.rss.peak, stack.hwm_mib]
-    print(f"first byte: proxy CPU {cpu * 1e6:.0f} us per request")
-    return timing_rows("first byte", times, 2.0)
+    print(f"first byte: {stack.name} CPU {cpu * 1e6:.0f} us per request")
+    return timing_rows("first byte", times, 2.0, server=stack.name)
 
 
 def throughput_phase(
     args: argparse.Namespace, peaks: list[float], *, name: str, rate: float, rounds: int
 ) -> list[Row]:
     fake = {"slots": SLOTS, "tokens": STREAM_TOKENS, "tokens_per_second": rate}
-    with running_stack(fake, parallel=SLOTS, max_queue=10 * args.streams) as stack:
-        targets = {"direct": stack.direct, "proxy": stack.proxied}
+    with running_stack(args.server, fake, parallel=SLOTS, max_queue=10 * args.streams) as stack:
+        targets = {"direct": stack.direct, stack.name: stack.served}
         run = partial(throughput_round, streams=args.streams, tokens=STREAM_TOKENS)
         loads = asyncio.run(in_rounds(targets, stack.pids, rounds, run))
     peaks += [stack.rss.peak, stack.hwm_mib]
-    direct, proxy = loads["direct"], loads["proxy"]
+    direct, proxy = loads["direct"], loads[stack.name]
     for side, load in loads.items():
         print(f"{name} {side}: cores used: {load.cores()}")
-    per_token = proxy.cpu["proxy"] / (proxy.streams * STREAM_TOKENS)
+    per_token = proxy.cpu[stack.name] / (proxy.streams * STREAM_TOKENS)
     print(
-        f"{name}: proxy CPU {per_token * 1e6:.1f} us per token; RSS idle "
+        f"{name}: {stack.name} CPU {per_token * 1e6:.1f} us per token; RSS idle "
         f"{stack.idle_mib:.1f} MiB, sampled peak {stack.rss.peak:.1f} MiB, "
         f"VmHWM {stack.hwm_mib:.1f} MiB"
     )
@@ -229,7 +253,7 @@ def throughput_phase(
 
 async def saturated_loads(stack: Stack, args: argparse.Namespace, tokens: int) -> dict[str, Load]:
     """A second of warm-up per target (connections, first imports), then the rounds."""
-    targets = {"direct": stack.direct, "forwarder": stack.forwarded, "proxy": stack.proxied}
+    targets = {"direct": stack.direct, "forwarder": stack.forwarded, stack.name: stack.served}
     for url in targets.values():
         await closed_loop(url, streams=args.cpu_streams, seconds=1.0, tokens=tokens)
     return await saturate(
@@ -250,28 +274,30 @@ def cpu_phase(args: argparse.Namespace, peaks: list[float]) -> list[Row]:
     fake = {"slots": SLOTS, "tokens_per_second": 1e6}
     queue = 10 * args.cpu_streams
     rows = []
-    with running_stack(fake, parallel=SLOTS, max_queue=queue, forwarder=True) as stack:
+    with running_stack(args.server, fake, parallel=SLOTS, max_queue=queue, forwarder=True) as stack:
         for i, tokens in enumerate(args.cpu_tokens):
             loads = asyncio.run(saturated_loads(stack, args, tokens))
-            rows += cpu_rows(loads, tokens, goal=i == 0)
+            rows += cpu_rows(loads, tokens, stack.name, goal=i == 0)
     peaks += [stack.rss.peak, stack.hwm_mib]
     return rows
 
 
-def cpu_rows(loads: dict[str, Load], tokens: int, *, goal: bool) -> list[Row]:
+def cpu_rows(loads: dict[str, Load], tokens: int, name: str, *, goal: bool) -> list[Row]:
     for side, load in loads.items():
         print(f"{tokens} tokens, {side}: {load.rate:.0f} streams/s; cores: {load.cores()}")
     reference = loads["forwarder"].per_stream_ms("forwarder")
-    proxy = loads["proxy"].per_stream_ms("proxy")
+    proxy = loads[name].per_stream_ms(name)
     print(
-        f"{tokens} tokens: CPU per streamed request: proxy {proxy:.3f} ms"
+        f"{tokens} tokens: CPU per streamed request: {name} {proxy:.3f} ms"
         + (f" (goal <= {CPU_GOAL_MS} ms)" if goal else "")
         + f", reference aiohttp forwarder {reference:.3f} ms"
     )
-    cpu = Row(f"CPU ms/stream {tokens}t fwd|px", reference, proxy, f"{proxy - reference:+.2f}")
+    cpu = Row(
+        f"CPU ms/stream {tokens}t fwd|{name[:2]}", reference, proxy, f"{proxy - reference:+.2f}"
+    )
     if goal:
         cpu.target, cpu.met = f"<= {CPU_GOAL_MS} ms", proxy <= CPU_GOAL_MS
-    direct_rate, proxy_rate = loads["direct"].rate, loads["proxy"].rate
+    direct_rate, proxy_rate = loads["direct"].rate, loads[name].rate
     ratio = proxy_rate / direct_rate
     return [cpu, Row(f"streams/s {tokens}t saturated", direct_rate, proxy_rate, f"{ratio:.2f}x")]
 
@@ -294,9 +320,11 @@ def run_phases(args: argparse.Namespace, peaks: list[float]) -> list[Row]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="scaler proxy against a direct connection")
-    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+def parser_for(server: Server, phases: tuple[str, ...] = PHASES) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=f"scaler {server.name} against a direct connection"
+    )
+    parser.add_argument("--phases", nargs="+", choices=phases, default=list(phases))
     parser.add_argument("--requests", type=int, default=500, help="latency requests per side")
     parser.add_argument("--first-bytes", type=int, default=200, help="TTFB requests per side")
     parser.add_argument("--warmup", type=int, default=50)
@@ -309,14 +337,26 @@ def main() -> None:
     parser.add_argument(
         "--cpu-tokens", type=int, nargs="+", default=[20, STREAM_TOKENS], help="per stream"
     )
-    args = parser.parse_args()
+    parser.set_defaults(server=server)
+    return parser
+
+
+def report(args: argparse.Namespace, rows: list[Row], peaks: list[float], started: float) -> None:
+    """The table, with the server's peak RSS against its goal (if a phase ran it)."""
+    name = args.server.name
+    if peaks:
+        peak = max(peaks)
+        rows.append(Row(f"{name} peak RSS (MiB)", None, peak, "", "<= 80 MiB", peak <= 80))
+    print_table(rows, server=name)
+    print(f"\n{time.monotonic() - started:.0f} s on {os.cpu_count()} CPUs")
+
+
+def main() -> None:
+    args = parser_for(PROXY).parse_args()
     started = time.monotonic()
     peaks: list[float] = []
     rows = run_phases(args, peaks)
-    peak = max(peaks)
-    rows.append(Row("proxy peak RSS (MiB)", None, peak, "", "<= 80 MiB", peak <= 80))
-    print_table(rows)
-    print(f"\n{time.monotonic() - started:.0f} s on {os.cpu_count()} CPUs")
+    report(args, rows, peaks, started)
 
 
 if __name__ == "__main__":

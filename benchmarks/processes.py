@@ -99,10 +99,24 @@ def start_proxy(
     upstream: str, parallel: int, max_queue: int, log_level: str = "info"
 ) -> tuple[subprocess.Popen[Any], str]:
     """A real ``scaler proxy`` in front of ``upstream``, at production's log level."""
+    return _start_scaler("proxy", ["--upstream", upstream], parallel, max_queue, log_level)
+
+
+def start_router(
+    upstream: str, parallel: int, max_queue: int, log_level: str = "info"
+) -> tuple[subprocess.Popen[Any], str]:
+    """A real ``scaler router`` with ``upstream`` as its one pod, at production's log
+    level."""
+    return _start_scaler("router", ["--endpoint", upstream], parallel, max_queue, log_level)
+
+
+def _start_scaler(
+    command: str, upstream: list[str], parallel: int, max_queue: int, log_level: str
+) -> tuple[subprocess.Popen[Any], str]:
     port = free_port()
-    args = ["--host", HOST, "--port", str(port), "--upstream", upstream]
+    args = ["--host", HOST, "--port", str(port), *upstream]
     args += ["--parallel", str(parallel), "--max-queue", str(max_queue), "--log-level", log_level]
-    return start_listener([sys.executable, "-m", "scaler.cli", "proxy", *args], port, "proxy")
+    return start_listener([sys.executable, "-m", "scaler.cli", command, *args], port, command)
 
 
 def start_forwarder(upstream: str) -> tuple[subprocess.Popen[Any], str]:

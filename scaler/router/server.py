@@ -7,12 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from aiohttp import web
-
 from scaler.router.app import Discovery, build_app
 from scaler.router.dispatch import Dispatcher
 from scaler.router.endpoints import static_snapshot
 from scaler.router.settings import RouterSettings
+from scaler.serving import serve_until_cancelled
 
 log = logging.getLogger("scaler.router")
 
@@ -68,18 +67,12 @@ async def serve(settings: RouterSettings) -> None:
     discovery = (
         static_discovery(settings.endpoints) if settings.endpoints else slice_discovery(settings)
     )
-    app = build_app(settings, discovery)
-    # Cancel a handler when its client disconnects, so a queued request leaves the
-    # queue and a running one closes its connection to the pod (the slot frees).
-    runner = web.AppRunner(
-        app, handle_signals=False, handler_cancellation=True, shutdown_timeout=DRAIN_TIMEOUT
+    where = ", ".join(settings.endpoints) or f"service {settings.namespace}/{settings.service}"
+    await serve_until_cancelled(
+        build_app(settings, discovery),
+        host=settings.host,
+        port=settings.port,
+        log=log,
+        what=f"scaler router for {where}",
+        shutdown_timeout=DRAIN_TIMEOUT,
     )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        where = ", ".join(settings.endpoints) or f"service {settings.namespace}/{settings.service}"
-        log.info("scaler router listening on %s:%d for %s", settings.host, settings.port, where)
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
