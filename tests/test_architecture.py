@@ -44,3 +44,25 @@ def test_policy_imports_only_the_standard_library_and_itself() -> None:
             assert top not in FORBIDDEN, f"{module.name} imports {name}"
             if top == "scaler":
                 assert name.startswith("scaler.policy"), f"{module.name} imports {name}"
+
+
+def _scaler_imports(package: str) -> dict[str, set[str]]:
+    """Our modules each module of ``package`` imports, by module file name."""
+    directory = Path(scaler.policy.__file__).parent.parent / package
+    return {
+        module.name: {name for name in _imports(module) if name.split(".")[0] == "scaler"}
+        for module in sorted(directory.glob("*.py"))
+    }
+
+
+def test_the_router_builds_on_the_proxy_and_kube_and_nothing_imports_it_but_the_cli() -> None:
+    allowed = ("scaler.router", "scaler.proxy", "scaler.kube", "scaler.errors", "scaler.serving")
+    for module, names in _scaler_imports("router").items():
+        for name in names:
+            assert name.startswith(allowed), f"router/{module} imports {name}"
+    root = Path(scaler.policy.__file__).parent.parent
+    for path in root.rglob("*.py"):
+        if path.parent.name == "router" or path.name == "cli.py":
+            continue
+        for name in _imports(path):
+            assert not name.startswith("scaler.router"), f"{path.name} imports {name}"
