@@ -1,7 +1,7 @@
 """``scaler proxy``: what it adds to latency, first byte and throughput, what each
 streamed request costs it in CPU, and its memory.
 
-Run (about 3 minutes; ``--phases cpu`` alone about 2):
+Run (about 2.5 minutes; ``--phases cpu`` alone about 1.5):
   .venv/bin/python -m benchmarks.bench_proxy [--phases latency first-byte stress paced cpu]
       [--requests 500] [--streams 200] [--cpu-streams 64] [--cpu-tokens 200]
 
