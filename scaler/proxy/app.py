@@ -5,7 +5,6 @@ One Ollama per proxy (a sidecar on localhost). The Service points at the proxy.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -26,6 +25,7 @@ from scaler.proxy.metrics import (
     build_metrics,
 )
 from scaler.proxy.settings import ProxySettings
+from scaler.serving import serve_until_cancelled
 
 log = logging.getLogger("scaler.proxy")
 
@@ -195,25 +195,10 @@ def build_app(
 
 async def serve(settings: ProxySettings) -> None:
     """Serve until cancelled (the CLI cancels on SIGTERM)."""
-    app = build_app(settings)
-    # Cancel a handler when its client disconnects, so a queued request leaves the
-    # queue and a running one closes its upstream connection (Ollama frees the slot).
-    # No access log below debug: formatting and writing a JSON line per request took
-    # 18% of the proxy's CPU under load (profiled); requests_total counts them instead.
-    access_log = logging.getLogger("aiohttp.access") if log.isEnabledFor(logging.DEBUG) else None
-    runner = web.AppRunner(
-        app, handle_signals=False, handler_cancellation=True, access_log=access_log
+    await serve_until_cancelled(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log=log,
+        what=f"scaler proxy for {settings.upstream}",
     )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        log.info(
-            "scaler proxy listening on %s:%d for %s",
-            settings.host,
-            settings.port,
-            settings.upstream,
-        )
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
