@@ -14,13 +14,16 @@ added p50 latency <= 1 ms, time to first byte + <= 2 ms, throughput >= 0.9x dire
 (20-token answers).
 
 burst: ``benchmarks.router_burst``: 2 fake pods growing to 8 mid-burst, the same seeded
-arrivals behind the router (discovery through the fake API server's EndpointSlices) and
-behind random per-pod queues. Goal: p95 wait at least 3x lower behind the router.
+arrivals and answer lengths behind the router (discovery through the fake API server's
+EndpointSlices) and behind random per-pod queues, for each of ``--seeds`` (1-5, about a
+minute each). Goal: the median over the seeds of the p95 wait is at least 3x lower
+behind the router.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 from benchmarks.bench_proxy import PHASES, Server, parser_for, report, run_phases
@@ -33,7 +36,9 @@ BURST_GOAL = 3.0
 
 
 def burst_rows(seeds: list[int]) -> list[Row]:
-    rows = []
+    """One row per seed (p95 wait behind random | behind the router) and the median
+    ratio, which the goal holds."""
+    rows, ratios = [], []
     for seed in seeds:
         router, spread = asyncio.run(run_burst(seed))
         for name, result in (("router", router), ("random", spread)):
@@ -42,24 +47,29 @@ def burst_rows(seeds: list[int]) -> list[Row]:
                 f"{result.failures} failed; wait p50 {result.p(0.5):.2f} s, "
                 f"p95 {result.p(0.95):.2f} s, max {max(result.waits):.2f} s"
             )
-        ratio = spread.p(0.95) / router.p(0.95)
+        if router.failures or spread.failures:
+            raise RuntimeError(f"burst seed {seed}: requests failed")
+        ratios.append(spread.p(0.95) / router.p(0.95))
         rows.append(
             Row(
-                f"burst p95 s rand|rt s{seed}",
-                spread.p(0.95),
-                router.p(0.95),
-                f"{ratio:.1f}x",
-                f">= {BURST_GOAL:g}x lower",
-                ratio >= BURST_GOAL and router.failures == spread.failures == 0,
+                f"burst p95 s rand|rt s{seed}", spread.p(0.95), router.p(0.95), f"{ratios[-1]:.1f}x"
             )
         )
+    median = statistics.median(ratios)
+    rows.append(
+        Row(
+            "burst p95 ratio, median", None, median, "", f">= {BURST_GOAL:g}x", median >= BURST_GOAL
+        )
+    )
     return rows
 
 
 def main() -> None:
     parser = parser_for(ROUTER, (*PHASES, "burst"))
     parser.description = "scaler router against direct connections, and a burst"
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="burst arrivals")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="burst arrivals"
+    )
     args = parser.parse_args()
     started = time.monotonic()
     peaks: list[float] = []

@@ -1,8 +1,11 @@
 """A burst between real processes: 2 Ollama pods growing to 8 mid-burst, the same
 arrivals sent once behind ``scaler router`` and once to random per-pod queues.
 
-- Pods: ``PODS`` fake Ollamas (one slot each, ``SERVICE`` seconds an answer), all in one
-  child process. Each fake queues excess requests FIFO without bound, as Ollama does.
+- Pods: ``PODS`` fake Ollamas (one slot each, ``TOKENS_PER_SECOND``), all in one child
+  process. Each fake queues excess requests FIFO without bound, as Ollama does.
+- Answers: as long as the simulator's (``scaler.simulate.sampling``: lognormal, the
+  same spread, p99 about 6x the median), scaled to ``SERVICE`` seconds on average: most
+  answers are short, a few long, and a long one holds its pod's queue up.
 - Router: a real ``scaler router`` child process that finds the pods through the fake
   API server's EndpointSlices (one slice per pod, since each fake has its own port),
   exactly as in the cluster; at ``GROW_AT`` the other 6 pods' slices are added.
@@ -11,13 +14,15 @@ arrivals sent once behind ``scaler router`` and once to random per-pod queues.
 - Arrivals: a seeded Poisson stream at ``RATE`` per second for ``LENGTH`` seconds, the
   same instants in both runs. Wait = time to the answer's first byte.
 
-Goal (issue 11): p95 wait behind the router at least 3x lower than behind random.
+Goal (issue 11): p95 wait behind the router at least 3x lower than behind random; the
+benchmark runs several seeds (arrivals and answer lengths) and holds the median to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import subprocess
 import sys
@@ -30,11 +35,13 @@ from typing import Any
 import aiohttp
 
 from benchmarks.processes import HOST, ROOT, START_TIMEOUT, free_port, stop
+from scaler.simulate.sampling import COMPLETION_SIGMA
 from tests.fake_kube import FakeKube
 from tests.fake_kube_watch import endpoint_slice, pod_endpoint
 
 PODS, FIRST_PODS = 8, 2
-SERVICE = 1.0
+SERVICE, TOKENS_PER_SECOND = 1.0, 20.0
+"""Mean seconds per answer, and the fakes' decode speed."""
 RATE, LENGTH, GROW_AT = 5.0, 24.0, 6.0
 NAMESPACE, SERVICE_NAME = "bench", "ollama"
 PODS_LAUNCHER = """
@@ -60,18 +67,22 @@ class BurstResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def arrivals(seed: int = 1) -> list[float]:
+def arrivals(seed: int = 1) -> list[tuple[float, int]]:
+    """(seconds from the start, tokens in the answer) of each request."""
     rng = random.Random(seed)
+    mean_tokens = SERVICE * TOKENS_PER_SECOND
+    shrink = math.exp(-(COMPLETION_SIGMA**2) / 2)  # a lognormal's mean is median * e^(s^2/2)
     at, out = 0.0, []
     while True:
         at += rng.expovariate(RATE)
         if at >= LENGTH:
             return out
-        out.append(at)
+        tokens = mean_tokens * rng.lognormvariate(0.0, COMPLETION_SIGMA) * shrink
+        out.append((at, max(1, min(20 * int(mean_tokens), round(tokens)))))
 
 
 def start_pods() -> tuple[subprocess.Popen[str], list[int]]:
-    settings = {"slots": 1, "tokens": 20, "tokens_per_second": 20 / SERVICE}
+    settings = {"slots": 1, "tokens_per_second": TOKENS_PER_SECOND}
     child = subprocess.Popen(
         [sys.executable, "-c", PODS_LAUNCHER, json.dumps(settings), str(PODS)],
         cwd=ROOT,
@@ -86,8 +97,12 @@ def start_pods() -> tuple[subprocess.Popen[str], list[int]]:
     return child, [int(p) for p in ports]
 
 
-async def _first_byte(session: aiohttp.ClientSession, url: str) -> float:
-    body = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
+async def _first_byte(session: aiohttp.ClientSession, url: str, tokens: int) -> float:
+    body = {
+        "model": "llama3.2",
+        "messages": [{"role": "user", "content": "hi"}],
+        "options": {"num_predict": tokens},
+    }
     sent = time.perf_counter()
     async with session.post(url + "/api/chat", json=body) as response:
         if response.status != 200:
@@ -98,20 +113,20 @@ async def _first_byte(session: aiohttp.ClientSession, url: str) -> float:
     return waited
 
 
-async def _replay(pick: Any, grow: Any, times: list[float]) -> BurstResult:
-    """Send one request at each of ``times`` (seconds from now) to ``pick()``'s URL;
-    ``grow()`` at ``GROW_AT``."""
+async def _replay(pick: Any, grow: Any, times: list[tuple[float, int]]) -> BurstResult:
+    """Send each request of ``times`` at its time (seconds from now) to ``pick()``'s
+    URL; ``grow()`` at ``GROW_AT``."""
     waits: list[float] = []
     failures = 0
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         start = time.perf_counter()
 
-        async def one(at: float) -> None:
+        async def one(at: float, tokens: int) -> None:
             nonlocal failures
             await asyncio.sleep(max(0.0, start + at - time.perf_counter()))
             try:
-                waits.append(await _first_byte(session, pick()))
+                waits.append(await _first_byte(session, pick(), tokens))
             except (aiohttp.ClientError, RuntimeError):
                 failures += 1
 
@@ -119,11 +134,13 @@ async def _replay(pick: Any, grow: Any, times: list[float]) -> BurstResult:
             await asyncio.sleep(GROW_AT)
             await grow()
 
-        await asyncio.gather(grower(), *(one(at) for at in times))
+        await asyncio.gather(grower(), *(one(at, tokens) for at, tokens in times))
     return BurstResult(waits, failures)
 
 
-async def behind_random(ports: list[int], times: list[float], seed: int = 1) -> BurstResult:
+async def behind_random(
+    ports: list[int], times: list[tuple[float, int]], seed: int = 1
+) -> BurstResult:
     rng = random.Random(seed)
     ready = [f"http://{HOST}:{p}" for p in ports[:FIRST_PODS]]
 
@@ -144,7 +161,7 @@ def _slice(index: int, port: int) -> dict[str, Any]:
     )
 
 
-async def behind_router(ports: list[int], times: list[float]) -> BurstResult:
+async def behind_router(ports: list[int], times: list[tuple[float, int]]) -> BurstResult:
     async with FakeKube() as kube:
         for i in range(FIRST_PODS):
             kube.slices.add(_slice(i, ports[i]))
