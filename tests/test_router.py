@@ -295,3 +295,17 @@ def test_two_routers_on_the_same_pods_never_exceed_a_pods_slots() -> None:
             two.sample("scaler_router_redispatches_total", reason="slot_taken")
         )
         assert refused > 0  # the routers did contend, and the proxies settled it
+
+
+def test_time_in_queue_and_time_to_first_byte_are_measured_apart() -> None:
+    fake = {"slots": 1, "tokens": 3, "prefill": 0.3}
+    with router_rig(pods=1, fake=fake) as rig, ollama.Client(host=rig.url) as client:
+        client.chat(model=MODEL, messages=_chat("a"))
+        rig.wait_idle()
+        labels = {"path": "/api/chat"}
+        assert rig.sample("scaler_router_queue_wait_seconds_count", **labels) == 1
+        assert rig.sample("scaler_router_queue_wait_seconds_sum", **labels) < 0.1  # a free pod
+        rig.wait_until(
+            lambda: rig.sample("scaler_router_time_to_first_byte_seconds_count", **labels) == 1
+        )
+        assert rig.sample("scaler_router_time_to_first_byte_seconds_sum", **labels) >= 0.3

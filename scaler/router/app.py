@@ -70,7 +70,7 @@ class Router:
         arrived = time.perf_counter()
         try:
             body = await _json_body(request)
-            pod, upstream = await self._bind(request, body)
+            pod, upstream, bound = await self._bind(request, body)
         except BadRequest as bad:
             return self._reject(path, "bad_request", _json_error(bad.status, str(bad)))
         except QueueFull as full:
@@ -80,7 +80,7 @@ class Router:
         except UpstreamUnavailable as error:
             log.warning("%s", error)
             return self._done(path, _json_error(502, str(error)))
-        self.metrics.queue_wait.labels(path).observe(time.perf_counter() - arrived)
+        self.metrics.queue_wait.labels(path).observe(bound - arrived)
         try:
             response, outcome = await relay(request, upstream, arrived)
         finally:
@@ -93,8 +93,11 @@ class Router:
             self.metrics.time_to_first_byte.labels(path).observe(outcome.first_byte)
         return self._done(path, response)
 
-    async def _bind(self, request: web.Request, body: bytes) -> tuple[Pod, aiohttp.ClientResponse]:
-        """A pod that accepted the request, and its answer's head (body unread).
+    async def _bind(
+        self, request: web.Request, body: bytes
+    ) -> tuple[Pod, aiohttp.ClientResponse, float]:
+        """A pod that accepted the request, its answer's head (body unread), and when
+        the request was bound to that pod's slot (``perf_counter``).
 
         A pod that refuses (its slot is taken by another router) or cannot be reached
         gives the request back to the head of the queue, for the next free slot.
@@ -103,7 +106,7 @@ class Router:
         again = False
         while True:
             pod = await self.dispatcher.acquire(again=again)
-            again = True
+            bound, again = time.perf_counter(), True
             try:
                 upstream = await open_upstream(
                     request,
@@ -128,7 +131,7 @@ class Router:
                 self.dispatcher.refused(pod)
                 self.metrics.redispatches.labels("slot_taken").inc()
                 continue
-            return pod, upstream
+            return pod, upstream, bound
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
         """Everything that is not inference: to the least busy ready pod, streamed;
