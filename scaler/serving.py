@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -23,9 +24,11 @@ async def serve_until_cancelled(
     log: logging.Logger,
     what: str,
     shutdown_timeout: float = 60.0,
+    drain: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Listen on ``host:port`` until cancelled (the CLI cancels on SIGTERM), then stop
-    listening and give running handlers ``shutdown_timeout`` seconds to finish."""
+    """Listen on ``host:port`` until cancelled (the CLI cancels on SIGTERM), then await
+    ``drain`` while still listening (the proxy answers new requests "busy" meanwhile),
+    then stop listening and give running handlers ``shutdown_timeout`` seconds to finish."""
     access_log = logging.getLogger("aiohttp.access") if log.isEnabledFor(logging.DEBUG) else None
     runner = web.AppRunner(
         app,
@@ -39,6 +42,10 @@ async def serve_until_cancelled(
         site = web.TCPSite(runner, host, port)
         await site.start()
         log.info("%s listening on %s:%d", what, host, port)
-        await asyncio.Event().wait()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if drain is not None:
+                await drain()
     finally:
         await runner.cleanup()

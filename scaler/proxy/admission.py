@@ -32,10 +32,16 @@ class Admission:
         self.max_queue = max_queue
         self.active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._idle = asyncio.Event()  # set while nothing holds or waits for a slot
+        self._idle.set()
 
     @property
     def queued(self) -> int:
         return len(self._waiters)
+
+    async def idle(self) -> None:
+        """Return once no request holds or waits for a slot (the drain waits on it)."""
+        await self._idle.wait()
 
     def slot(self) -> Slot:
         """Hold a slot for the body of the ``async with``; raises QueueFull at once
@@ -45,6 +51,7 @@ class Admission:
     async def _acquire(self) -> None:
         if self.active < self.parallel and not self._waiters:
             self.active += 1
+            self._idle.clear()
             return
         if len(self._waiters) >= self.max_queue:
             if self.max_queue == 0:  # behind a router, which holds the queue
@@ -68,6 +75,8 @@ class Admission:
                 waiter.set_result(None)  # the slot moves to it: active stays the same
                 return
         self.active -= 1
+        if self.active == 0:  # no waiters either: the loop above emptied the queue
+            self._idle.set()
 
 
 class Slot:

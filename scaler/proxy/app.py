@@ -5,6 +5,7 @@ One Ollama per proxy (a sidecar on localhost). The Service points at the proxy.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -35,6 +36,9 @@ FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
 """A new connection per request: the management upstream, bodies too large to resend."""
 READY_TIMEOUT = 2.0
 """Seconds /readyz waits for Ollama before it says not ready."""
+AFTER_DRAIN_TIMEOUT = 5.0
+"""Seconds handlers still running after the drain (pass-through, or answers past the
+drain's timeout) get before they are cancelled: the drain already waited."""
 
 
 class Proxy:
@@ -44,12 +48,35 @@ class Proxy:
         self.settings = settings
         self.admission = Admission(parallel=settings.parallel, max_queue=settings.max_queue)
         self.metrics: ProxyMetrics = build_metrics(registry, self.admission)
+        self.draining = False
+
+    async def drain(self) -> None:
+        """The pod is stopping: admit nothing new (a router re-dispatches what is
+        refused as busy), say not ready, and wait until the answers held are done, at
+        most ``drain_timeout`` seconds. Ollama's preStop waits for this proxy to exit."""
+        self.draining = True
+        held = self.admission.active + self.admission.queued
+        log.info("draining: waiting for %d request(s) to finish", held)
+        try:
+            async with asyncio.timeout(self.settings.drain_timeout):
+                await self.admission.idle()
+        except TimeoutError:
+            log.warning(
+                "drain timed out after %s s with %d request(s) still running",
+                self.settings.drain_timeout,
+                self.admission.active,
+            )
+            return
+        log.info("drained: nothing in flight")
 
     async def inference(self, request: web.Request) -> web.StreamResponse:
         """Wait for a slot (or refuse), then forward; count what Ollama did."""
         path = request.path
         series = self.metrics.path(path)
         started = time.perf_counter()
+        if self.draining:
+            self.metrics.rejected.labels(path).inc()
+            return self._done(path, self._busy("this Ollama pod is stopping", "draining"))
         try:
             async with self.admission.slot():
                 admitted = time.perf_counter()
@@ -57,7 +84,7 @@ class Proxy:
                 response, outcome = await self._forward(request, self.settings.upstream, admitted)
         except QueueFull as full:
             self.metrics.rejected.labels(path).inc()
-            return self._done(path, self._busy(str(full)))
+            return self._done(path, self._busy(str(full), "queue-full"))
         if outcome is not None:
             self._observe(series, outcome, started)
         return self._done(path, response)
@@ -112,10 +139,10 @@ class Proxy:
         if isinstance(load, int) and load > 1_000_000:  # > 1 ms: a real load, not a warm hit
             self.metrics.model_load.labels(model).observe(load / 1e9)
 
-    def _busy(self, reason: str) -> web.Response:
+    def _busy(self, reason: str, kind: str) -> web.Response:
         response = _json_error(503, f"server busy, please try again: {reason}")
         response.headers["Retry-After"] = str(self.settings.retry_after)
-        response.headers[BUSY_HEADER] = "queue-full"
+        response.headers[BUSY_HEADER] = kind
         return response
 
     def _done(self, path: str, response: web.StreamResponse) -> web.StreamResponse:
@@ -126,7 +153,10 @@ class Proxy:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        """Ready when Ollama answers, and the configured model is loaded."""
+        """Ready when Ollama answers, and the configured model is loaded; never while
+        draining."""
+        if self.draining:
+            return _json_error(503, "draining: this pod is stopping")
         session = request.app[SESSION]
         base = self.settings.upstream.rstrip("/")
         timeout = aiohttp.ClientTimeout(total=READY_TIMEOUT)
@@ -194,11 +224,14 @@ def build_app(
 
 
 async def serve(settings: ProxySettings) -> None:
-    """Serve until cancelled (the CLI cancels on SIGTERM)."""
+    """Serve until cancelled (the CLI cancels on SIGTERM), then drain and exit."""
+    app = build_app(settings)
     await serve_until_cancelled(
-        build_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log=log,
         what=f"scaler proxy for {settings.upstream}",
+        drain=app[PROXY].drain,
+        shutdown_timeout=AFTER_DRAIN_TIMEOUT,
     )

@@ -119,7 +119,7 @@ def build_metrics(registry: CollectorRegistry, admission: Admission) -> ProxyMet
         ),
         rejected=Counter(
             "ollama_proxy_rejected_total",
-            "Inference requests refused with 503 because the queue was full.",
+            "Inference requests refused with 503: the queue was full, or the proxy is draining.",
             ("path",),
             registry=registry,
         ),

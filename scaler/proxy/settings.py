@@ -32,6 +32,12 @@ class ProxySettings(BaseSettings):
         default=None, description="ready only once this model is loaded (/api/ps)"
     )
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to reach Ollama")
+    drain_timeout: float = Field(
+        default=110.0,
+        ge=0,
+        description="seconds a stopping proxy waits for the answers it holds (below the "
+        "pod's terminationGracePeriodSeconds, so Ollama still stops before the SIGKILL)",
+    )
 
 
 def load_proxy_settings(**flags: Any) -> ProxySettings:

@@ -1,0 +1,142 @@
+"""The proxy's drain: on SIGTERM a real ``scaler proxy`` process stops admitting (busy
+503 with ``X-Scaler-Busy: draining``, /readyz 503), finishes the answers it holds, and
+only then stops listening, which is what the Ollama container's preStop waits for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scaler.proxy.admission import Admission
+from tests.fake_ollama import RunningFakeOllama, running_fake_ollama
+from tests.router_process import _free_port, _wait_ready
+
+CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+async def test_idle_waits_for_every_held_and_queued_slot() -> None:
+    admission = Admission(parallel=1, max_queue=1)
+    await admission.idle()  # nothing held: returns at once
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with admission.slot():
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert (admission.active, admission.queued) == (1, 1)
+    idle = asyncio.create_task(admission.idle())
+    await asyncio.sleep(0)
+    assert not idle.done()
+    release.set()
+    await asyncio.gather(*holders)
+    await asyncio.wait_for(idle, 1.0)
+    assert (admission.active, admission.queued) == (0, 0)
+
+
+@contextmanager
+def proxy_process(
+    upstream: str, log: Path, *, drain_timeout: float
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = _free_port("127.0.0.1")
+    args = [sys.executable, "-m", "scaler.cli", "proxy", "--host", "127.0.0.1"]
+    args += ["--port", str(port), "--upstream", upstream, "--max-queue", "0"]
+    args += ["--drain-timeout", str(drain_timeout)]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    with log.open("w") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, process, log)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def _stream_in_thread(url: str, lines: list[dict[str, object]]) -> threading.Thread:
+    """Stream one chat into ``lines``; a cut-off answer ends with ``{"cut": ...}``."""
+
+    def run() -> None:
+        try:
+            with (
+                httpx.Client(timeout=30, trust_env=False) as http,
+                http.stream("POST", f"{url}/api/chat", json=CHAT) as response,
+            ):
+                lines.extend(json.loads(line) for line in response.iter_lines() if line)
+        except httpx.HTTPError as error:
+            lines.append({"cut": str(error)})
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for(predicate: object, timeout: float = 10.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def slow_fake() -> Iterator[RunningFakeOllama]:
+    with running_fake_ollama(tokens=30, tokens_per_second=30.0) as fake:  # ~1 s answers
+        yield fake
+
+
+def test_sigterm_refuses_new_requests_finishes_the_answer_then_exits(
+    slow_fake: RunningFakeOllama, tmp_path: Path
+) -> None:
+    with proxy_process(slow_fake.url, tmp_path / "proxy.log", drain_timeout=30) as (url, process):
+        lines: list[dict[str, object]] = []
+        streaming = _stream_in_thread(url, lines)
+        _wait_for(lambda: slow_fake.stats().active == 1)
+        process.send_signal(signal.SIGTERM)
+        with httpx.Client(timeout=5, trust_env=False) as http:
+            _wait_for(lambda: http.get(f"{url}/readyz").status_code == 503)
+            refused = http.post(f"{url}/api/chat", json=CHAT)
+            assert refused.status_code == 503
+            assert refused.headers["X-Scaler-Busy"] == "draining"
+            assert process.poll() is None  # still holding the answer
+        streaming.join(10)
+        assert lines and lines[-1]["done"] is True and len(lines) == 31  # 30 tokens + the end
+        assert process.wait(10) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz", trust_env=False)  # no longer listening: preStop ends
+    assert "drained: nothing in flight" in (tmp_path / "proxy.log").read_text()
+
+
+def test_an_idle_proxy_exits_at_once_and_a_stuck_one_after_its_drain_timeout(
+    slow_fake: RunningFakeOllama, tmp_path: Path
+) -> None:
+    with proxy_process(slow_fake.url, tmp_path / "idle.log", drain_timeout=30) as (_, process):
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert time.monotonic() - started < 5  # not the 30 s drain timeout
+    slow_fake.set_tokens(100_000)  # an answer that outlives any grace period
+    with proxy_process(slow_fake.url, tmp_path / "stuck.log", drain_timeout=0.5) as (url, process):
+        lines: list[dict[str, object]] = []
+        streaming = _stream_in_thread(url, lines)
+        _wait_for(lambda: slow_fake.stats().active == 1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0  # 0.5 s drain, then at most AFTER_DRAIN_TIMEOUT
+        streaming.join(10)
+        assert "cut" in lines[-1] or "error" in lines[-1]  # bounded: the kubelet would kill it
+    assert "drain timed out after 0.5 s" in (tmp_path / "stuck.log").read_text()
