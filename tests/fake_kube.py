@@ -140,6 +140,16 @@ def _conflict(resource: str, name: str) -> ApiError:
     )
 
 
+_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+def _is_int32(text: object) -> bool:
+    """As upstream GetDeletionCostFromPodAnnotations: no '+', no leading zeros."""
+    if not isinstance(text, str) or not re.fullmatch(r"0|-?[1-9][0-9]*", text):
+        return False
+    return -(2**31) <= int(text) < 2**31
+
+
 def _merge(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch (strategic merge is the same for the fields we patch)."""
     if not isinstance(patch, dict):
@@ -411,6 +421,7 @@ class FakeKube:
         router.add_patch(_APPS + "/scale", self._patch_scale)
         router.add_put(_APPS + "/scale", self._put_scale)
         router.add_get("/api/v1" + _NAMESPACED + "/pods", self._list_pods)
+        router.add_patch("/api/v1" + _NAMESPACED + "/pods/{name}", self._patch_pod)
         hpas = "/apis/autoscaling/v2" + _NAMESPACED + "/horizontalpodautoscalers"
         router.add_get(hpas, self._list_hpas)
         router.add_get(_LEASES + "/{name}", self._get_lease)
@@ -507,6 +518,24 @@ class FakeKube:
             and all(req(obj["metadata"].get("labels") or {}) for req in requirements)
         ]
         return self._list("PodList", "v1", items)
+
+    async def _patch_pod(self, request: web.Request) -> web.Response:
+        """A merge patch of a pod's metadata (what scaler writes: annotations)."""
+        current = self._find("pods", request, "pods")
+        patch = await _patch_body(request)
+        if set(patch) - {"metadata"}:
+            raise ApiError(422, f"this fake patches only pod metadata, got {sorted(patch)}")
+        merged = _merge(current, patch)
+        cost = (merged["metadata"].get("annotations") or {}).get(_DELETION_COST)
+        if cost is not None and not _is_int32(cost):  # upstream ValidatePodSpecificAnnotations
+            raise ApiError(
+                422,
+                f'Pod "{current["metadata"]["name"]}" is invalid: metadata.annotations'
+                f"[{_DELETION_COST}]: Invalid value: {cost!r}: must be a 32bit integer",
+            )
+        for fixed in ("name", "namespace", "creationTimestamp"):
+            merged["metadata"][fixed] = current["metadata"][fixed]
+        return web.json_response(self._store("pods", merged) if merged != current else current)
 
     async def _list_hpas(self, request: web.Request) -> web.Response:
         ns = request.match_info["ns"]

@@ -27,6 +27,7 @@ from scaler.config import ScalerConfig
 from scaler.controller.loop import Controller
 from scaler.controller.metrics import ControllerMetrics, build_metrics
 from scaler.controller.target import TargetReconciler
+from scaler.controller.victims import VictimMarker
 from scaler.kube.actuator import KubeActuator
 from scaler.kube.client import api_client
 from scaler.kube.leader import LeaderElector
@@ -118,6 +119,7 @@ async def serving(
         )
         actuator = KubeActuator(api, request_timeout=KUBE_REQUEST_TIMEOUT)
         direct = ProxyScraper(session, timeout=config.timeout / 2)
+        victims = VictimMarker(direct, actuator)
         elector = _elector(config, api, metrics)
         is_leader: Callable[[], bool] = _always if elector is None else lambda: elector.is_leader
         if elector is None:
@@ -131,6 +133,7 @@ async def serving(
                 metrics=metrics,
                 is_leader=is_leader,
                 direct=direct,
+                victims=victims,
             )
             for target in config.targets
         ]

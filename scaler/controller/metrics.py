@@ -16,7 +16,7 @@ from scaler.policy import Reason
 from scaler.sources.base import FAILURE_KINDS
 
 TARGET = ("namespace", "deployment")
-KUBE_OPERATIONS = ("observe", "scale", "event", "lease")
+KUBE_OPERATIONS = ("observe", "scale", "event", "lease", "annotate")
 
 
 @dataclass(frozen=True, slots=True)

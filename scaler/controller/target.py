@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from scaler.config import MetricConfig, Mode, ScalerConfig, TargetConfig
 from scaler.controller.metrics import ControllerMetrics
 from scaler.controller.overrides import hpa_conflict, manual_control, with_fallback
+from scaler.controller.victims import VictimMarker, report
 from scaler.kube.base import Actuator, KubeError, Workload
 from scaler.logs import FIELDS
 from scaler.policy import (
@@ -49,6 +50,7 @@ class TargetState:
     conflict_reported: bool = False
     ready_ips: tuple[str, ...] = ()  # ready pods' IPs at the last observe, for direct reads
     last_reason: Reason | None = None
+    marking_failed: bool = False  # the last marking of victims failed (logged once)
 
 
 class TargetReconciler:
@@ -64,9 +66,11 @@ class TargetReconciler:
         metrics: ControllerMetrics,
         is_leader: Callable[[], bool],
         direct: ProxyScraper | None = None,
+        victims: VictimMarker | None = None,
     ) -> None:
         self.target = target
         self.direct = direct
+        self.victims = victims
         self.config = config
         self.source = source
         self.actuator = actuator
@@ -105,7 +109,7 @@ class TargetReconciler:
             if _serving(pod) and pod.name in workload.pod_ips
         )
         decision = self._decide(workload, readings, now)
-        action = await self._act(decision, now)
+        action = await self._act(decision, workload, now)
         self._export(workload, decision, now)
         self._log(decision, action)
         return decision
@@ -183,7 +187,7 @@ class TargetReconciler:
             state.history = remember(state.history, self.spec.behavior, decision.replicas, now)
         return decision
 
-    async def _act(self, decision: Decision, now: float) -> str:
+    async def _act(self, decision: Decision, workload: Workload, now: float) -> str:
         """Patch the scale if this replica may; say what was done."""
         if decision.reason is Reason.HPA_CONFLICT:
             await self._report_conflict(decision)
@@ -197,6 +201,8 @@ class TargetReconciler:
             return "not_leader"
         direction = "up" if decision.replicas > decision.current else "down"
         namespace, deployment = self.labels
+        if direction == "down":
+            await self._mark_victims(workload, now)
         try:
             await self.actuator.scale(namespace, deployment, decision.replicas)
         except KubeError as error:
@@ -218,6 +224,18 @@ class TargetReconciler:
             "SuccessfulRescale", f"New size: {decision.replicas}; reason: {decision.message}"
         )
         return "scaled"
+
+    async def _mark_victims(self, workload: Workload, now: float) -> None:
+        """Deletion costs from each pod's load; a failure never stops the scale-down
+        (see ``scaler.controller.victims``)."""
+        if self.victims is None:
+            return
+        marked = await self.victims.mark(self.target.namespace, workload, now=now)
+        if marked.error is not None:
+            self.metrics.kube_errors.labels("annotate").inc()
+        self.state.marking_failed = report(
+            marked, failed_before=self.state.marking_failed, target=self.target.key
+        )
 
     async def _report_conflict(self, decision: Decision) -> None:
         if self.state.conflict_reported:

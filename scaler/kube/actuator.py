@@ -25,7 +25,7 @@ from scaler.kube.base import Conflict, KubeError, Workload
 from scaler.kube.calls import call, call_json
 from scaler.kube.hpas import HPA_REFRESH, HpaCache
 from scaler.kube.microtime import micro_time
-from scaler.kube.pods import pod_from_json, pod_ip
+from scaler.kube.pods import deletion_cost, pod_from_json, pod_ip
 from scaler.kube.selector import label_selector
 from scaler.policy import Pod
 
@@ -105,7 +105,7 @@ class KubeActuator:
         found = await self._read_deployment(namespace, deployment)
         if not found.selector:  # an empty selector would match every pod in the namespace
             raise KubeError(f"deployment {namespace}/{deployment}: its spec.selector is empty")
-        pods, ips = await call_json(
+        pods, ips, costs = await call_json(
             f"list pods of deployment {namespace}/{deployment} ({found.selector})",
             self._core.list_namespaced_pod(
                 namespace, label_selector=found.selector, _preload_content=False
@@ -122,6 +122,7 @@ class KubeActuator:
             annotations=found.annotations,
             conflicting_hpa=conflicting_hpa,
             pod_ips=ips,
+            deletion_costs=costs,
         )
 
     async def _read_deployment(self, namespace: str, deployment: str) -> _Deployment:
@@ -132,11 +133,26 @@ class KubeActuator:
             decode=_deployment,
         )
 
-    def _pods(self, listed: Mapping[str, Any]) -> tuple[tuple[Pod, ...], dict[str, str]]:
+    def _pods(
+        self, listed: Mapping[str, Any]
+    ) -> tuple[tuple[Pod, ...], dict[str, str], dict[str, str]]:
         items = listed.get("items") or ()
         pods = tuple(pod_from_json(p, container=self._container) for p in items)
-        ips = {pod.name: ip for pod, p in zip(pods, items, strict=True) if (ip := pod_ip(p))}
-        return pods, ips
+        named = list(zip(pods, items, strict=True))
+        ips = {pod.name: ip for pod, p in named if (ip := pod_ip(p))}
+        costs = {pod.name: cost for pod, p in named if (cost := deletion_cost(p)) is not None}
+        return pods, ips, costs
+
+    async def annotate_pod(self, namespace: str, pod: str, annotations: Mapping[str, str]) -> None:
+        """A merge PATCH of the pod's annotations (RBAC: ``pods``, ``patch``); raises
+        Forbidden, NotFound (the pod is gone) or KubeError."""
+        body: Any = {"metadata": {"annotations": dict(annotations)}}
+        await call_json(
+            f"annotate pod {namespace}/{pod}",
+            self._core.patch_namespaced_pod(pod, namespace, body, _preload_content=False),
+            timeout=self._timeout,
+            decode=lambda _: None,
+        )
 
     async def _read_scale(self, namespace: str, deployment: str) -> V1Scale:
         return await call(

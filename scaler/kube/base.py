@@ -14,6 +14,9 @@ PAUSE_ANNOTATION = "scaler.example.com/paused"
 """``"true"``: leave this Deployment alone until the annotation is removed."""
 PIN_ANNOTATION = "scaler.example.com/pinned-replicas"
 """A whole number: hold the Deployment at exactly this many replicas."""
+DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+"""On a pod: the ReplicaSet deletes the pods with the lowest value first (among pods
+equally ready; upstream ``ActivePodsWithRanks``). An int32 as a string."""
 
 
 class KubeError(ScalerError):
@@ -46,6 +49,7 @@ class Workload:
     ``annotations``: the Deployment's annotations (pause and pin live here).
     ``conflicting_hpa``: the name of an HPA that targets this Deployment, if any.
     ``pod_ips``: pod name to IP, for pods that have one (to read their proxies).
+    ``deletion_costs``: pod name to its ``DELETION_COST_ANNOTATION``, where set.
     """
 
     spec_replicas: int
@@ -54,6 +58,7 @@ class Workload:
     annotations: Mapping[str, str] = field(default_factory=dict)
     conflicting_hpa: str | None = None
     pod_ips: Mapping[str, str] = field(default_factory=dict)
+    deletion_costs: Mapping[str, str] = field(default_factory=dict)
 
 
 class Actuator(Protocol):
@@ -71,4 +76,12 @@ class Actuator(Protocol):
         self, namespace: str, deployment: str, *, reason: str, message: str, warning: bool = False
     ) -> None:
         """Record a Kubernetes Event on the Deployment."""
+        ...
+
+
+class PodAnnotator(Protocol):
+    """Sets annotations on pods (the deletion cost before a scale-down)."""
+
+    async def annotate_pod(self, namespace: str, pod: str, annotations: Mapping[str, str]) -> None:
+        """Merge ``annotations`` into the pod's; raises KubeError on failure."""
         ...

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from scaler.kube.base import DELETION_COST_ANNOTATION
 from scaler.policy import Pod, PodPhase
 from scaler.quantity import parse_quantity
 
@@ -50,6 +51,13 @@ def pod_ip(obj: Mapping[str, Any]) -> str | None:
     status = obj.get("status") or {}
     ip = status.get("podIP")
     return ip if isinstance(ip, str) and ip else None
+
+
+def deletion_cost(obj: Mapping[str, Any]) -> str | None:
+    """The pod's ``controller.kubernetes.io/pod-deletion-cost`` as written, if set."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(DELETION_COST_ANNOTATION)
+    return value if isinstance(value, str) else None
 
 
 def cpu_request(spec: Mapping[str, Any] | None, *, container: str | None = None) -> float | None:
