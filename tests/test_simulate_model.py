@@ -62,7 +62,7 @@ def test_scale_down_removes_starting_pods_first_then_the_newest_ready() -> None:
 
 
 def test_draining_replica_serves_its_queue_before_leaving() -> None:
-    cluster = Cluster(PARAMS, 2, seed=3)
+    cluster = Cluster(PARAMS, 2, seed=3, marks_idle=False)  # the HPA: by age alone
     times = [10.0] * 3
     target = cluster.ready[0]
     cluster.ready.remove(cluster.ready[1])  # route everything to one pod
@@ -75,6 +75,41 @@ def test_draining_replica_serves_its_queue_before_leaving() -> None:
     _drain(cluster, 100.0, times)
     assert cluster.waits == [0.0, 10.0, 20.0]
     assert target not in cluster.draining
+
+
+def _busy(cluster: Cluster, loads: list[int], times: list[float]) -> None:
+    """Give the i-th ready pod ``loads[i]`` requests (slots, then its queue)."""
+    pods = list(cluster.ready)
+    request = 0
+    for pod, load in zip(pods, loads, strict=True):
+        cluster.ready[:] = [pod]
+        for _ in range(load):
+            cluster.arrive(request, 0.0, times)
+            request += 1
+    cluster.ready[:] = pods
+
+
+def test_scale_down_removes_the_pods_holding_least_ties_to_the_youngest() -> None:
+    cluster = Cluster(ModelParams(parallel=2, max_queue=4), 6, seed=1, routing="random")
+    for i, pod in enumerate(cluster.replicas):
+        pod.ready_at = float(i)  # ollama-5 the most recently ready
+    times = [100.0] * 20
+    _busy(cluster, [0, 2, 0, 3, 1, 2], times)  # loads as the controller marks them
+    cluster.scale_to(3, now=1.0)
+    # Cost 0 (ollama-2 then ollama-0, the younger first), then cost 1 (ollama-4).
+    assert [p.name for p in cluster.replicas] == ["ollama-1", "ollama-3", "ollama-5"]
+    assert [r.name for r in cluster.draining] == ["ollama-4"]  # the idle two leave at once
+    assert (cluster.in_flight, cluster.queued) == (7, 1)  # ollama-4's answer still runs
+
+
+def test_without_marks_the_youngest_go_whatever_they_hold() -> None:
+    cluster = Cluster(ModelParams(parallel=2, max_queue=4), 6, seed=1, marks_idle=False)
+    for i, pod in enumerate(cluster.replicas):
+        pod.ready_at = float(i)
+    _busy(cluster, [0, 2, 0, 3, 1, 2], [100.0] * 20)
+    cluster.scale_to(3, now=1.0)
+    assert [p.name for p in cluster.replicas] == ["ollama-0", "ollama-1", "ollama-2"]
+    assert {p.name for p in cluster.draining} == {"ollama-3", "ollama-4", "ollama-5"}
 
 
 def test_cpu_counter_follows_busy_time_across_back_to_back_requests() -> None:

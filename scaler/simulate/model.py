@@ -16,8 +16,10 @@ depends on the routing (``ROUTINGS``):
   the oldest queued requests at once. The pods' proxies hold no queue.
 
 A new replica serves only after ``cold_start`` seconds (pod start plus model load). A
-replica removed by a scale-down takes nothing new at once and finishes what it holds
-(a graceful drain), then disappears.
+scale-down removes the pods the ReplicaSet would, steered by the controller's
+deletion costs: those not yet ready, then those holding the fewest requests. A removed
+replica takes nothing new at once and finishes what it holds (the proxy's drain, with
+Ollama stopped only after it), then disappears.
 
 CPU follows from busy slots: a replica burns ``busy_cores`` while at least one slot
 generates and ``idle_cores`` otherwise, and the model keeps the cumulative CPU seconds
@@ -68,14 +70,16 @@ class Replica:
         "busy_since",
         "created",
         "name",
+        "number",
         "queue",
         "ready_at",
         "state",
     )
 
-    def __init__(self, name: str, created: float, ready_at: float) -> None:
+    def __init__(self, name: str, created: float, ready_at: float, number: int = 0) -> None:
         self.name = name
         self.created = created
+        self.number = number  # creation order: the youngest has the highest
         self.ready_at = ready_at
         self.state = STARTING
         self.active = 0
@@ -89,6 +93,21 @@ class Replica:
         return params.idle_cores * (now - self.created) + params.busy_cores * busy
 
 
+def _deletion_rank(replica: Replica) -> tuple[bool, int, float, int]:
+    """Lowest first: the order in which the ReplicaSet deletes (upstream
+    ``ActivePodsWithRanks``: not ready, then lower deletion cost, then more recently
+    ready, then younger). A ready pod's cost is what it holds, as the controller marks
+    it just before the scale-down; a starting pod holds nothing."""
+    ready = replica.state == READY
+    held = replica.active + len(replica.queue) if ready else 0
+    return (ready, held, -replica.ready_at, -replica.number)
+
+
+def _age_rank(replica: Replica) -> tuple[bool, float]:
+    """The ReplicaSet's order with no deletion costs: not ready, then most recently ready."""
+    return (replica.state == READY, -replica.ready_at)
+
+
 class Cluster:
     """The replicas of one policy's run, the routing in front of them, and the
     requests they serve.
@@ -100,12 +119,21 @@ class Cluster:
     """
 
     def __init__(
-        self, params: ModelParams, replicas: int, *, seed: int, routing: str = "random"
+        self,
+        params: ModelParams,
+        replicas: int,
+        *,
+        seed: int,
+        routing: str = "random",
+        marks_idle: bool = True,
     ) -> None:
+        """``marks_idle``: scaler marks the pods before a scale-down, so the ReplicaSet
+        removes idle ones first; False for the Kubernetes HPA, which does not."""
         if routing not in ROUTINGS:
             raise SimulationError(f"unknown routing {routing!r}; valid: {', '.join(ROUTINGS)}")
         self.params = params
         self.routing = ROUTINGS.index(routing)
+        self.rank = _deletion_rank if marks_idle else _age_rank
         self.bound = params.router_max_queue if self.routing == SHARED else params.max_queue
         self.backlog: deque[tuple[int, float]] = deque()  # the router's queue (shared)
         self.rng = random.Random(seed)
@@ -128,20 +156,21 @@ class Cluster:
     def scale_to(self, replicas: int, now: float) -> None:
         """Set the Deployment's replicas: create starting pods or remove pods.
 
-        Removal follows the ReplicaSet's preference: pods not yet ready go first,
-        then the most recently ready.
+        Removal follows the ReplicaSet's ranking: pods not yet ready go first, then
+        (when scaler marks them) the ready pods holding the fewest requests, then the
+        most recently ready.
         """
         while len(self.replicas) < replicas:
             self._add_replica(now, ready_at=now + self.params.cold_start)
         if len(self.replicas) > replicas:
-            ranked = sorted(self.replicas, key=lambda r: (r.state == READY, -r.ready_at))
+            ranked = sorted(self.replicas, key=self.rank)
             for replica in ranked[: len(self.replicas) - replicas]:
                 self._remove(replica)
 
     def _add_replica(self, now: float, *, ready_at: float, serving: bool = False) -> None:
         """``serving``: the replicas the run starts with. Any other becomes ready
         through an event, even with no cold start, so it takes the backlog as it does."""
-        replica = Replica(f"ollama-{self.created}", now, ready_at)
+        replica = Replica(f"ollama-{self.created}", now, ready_at, self.created)
         self.created += 1
         self.version += 1
         self.replicas.append(replica)

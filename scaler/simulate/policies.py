@@ -90,6 +90,8 @@ class SimPolicy:
     signals: tuple[SignalSource, ...] = ()
     static_replicas: int | None = None
     routing: Routing = "shared"
+    marks_idle: bool = True
+    """scaler marks idle pods before a scale-down (pod-deletion-cost); the HPA does not."""
 
     @property
     def initial_replicas(self) -> int:
@@ -178,7 +180,8 @@ def _build(
         metric = replace(CPU_HPA_SPEC.metrics[0], target=cpu_target)
         spec = replace(CPU_HPA_SPEC, metrics=(metric,))
         pipeline = replace(CPU_HPA_PIPELINE, lag=cpu_hpa_lag)
-        return SimPolicy("cpu-hpa", pipeline, spec, (SignalSource("cpu", Signal.CPU),))
+        signals = (SignalSource("cpu", Signal.CPU),)
+        return SimPolicy("cpu-hpa", pipeline, spec, signals, marks_idle=False)
     if name.startswith("static:"):
         count = name.removeprefix("static:")
         if not count.isdigit() or int(count) < 1:

@@ -90,7 +90,13 @@ class _Run:
         self.times = times
         self.policy = policy
         self.params = params
-        self.cluster = Cluster(params, policy.initial_replicas, seed=seed, routing=policy.routing)
+        self.cluster = Cluster(
+            params,
+            policy.initial_replicas,
+            seed=seed,
+            routing=policy.routing,
+            marks_idle=policy.marks_idle,
+        )
         self.desired = policy.initial_replicas
         self.history = History()
         self.sight = Sight(policy, params, self.cluster)
