@@ -7,6 +7,7 @@ blocks). The proxy runs with handler cancellation on, as ``scaler proxy`` does.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -270,6 +271,19 @@ def test_model_management_goes_to_its_own_upstream() -> None:
             client.chat(**_chat(False))  # type: ignore[arg-type]
     assert [r.path for r in writer.requests] == ["/api/pull", "/api/delete"]
     assert [r.path for r in serving.requests] == ["/api/chat"]
+
+
+def test_a_gguf_upload_sends_its_blob_to_the_writer() -> None:
+    """Open WebUI's GGUF upload: the file to /api/blobs/DIGEST, then /api/create."""
+    data = b"GGUF fake weights"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with running_fake_ollama() as serving, running_fake_ollama() as writer:
+        settings = ProxySettings(upstream=serving.url, management_upstream=writer.url)
+        with serve_in_thread(build_app(settings)) as url, httpx.Client(base_url=url) as http:
+            assert http.post(f"/api/blobs/{digest}", content=data).status_code == 201
+            assert http.head(f"/api/blobs/{digest}").status_code == 200
+    assert [r.path for r in writer.requests] == [f"/api/blobs/{digest}"] * 2
+    assert serving.requests == []
 
 
 @pytest.mark.parametrize("rig", [{"proxy": {"ready_model": "llama3.2"}}], indirect=True)

@@ -20,10 +20,10 @@ from scaler.proxy.admission import Admission, QueueFull
 from scaler.proxy.forward import BUSY_HEADER, Outcome, UpstreamUnavailable, forward
 from scaler.proxy.metrics import (
     INFERENCE_PATHS,
-    MANAGEMENT_PATHS,
     PathSeries,
     ProxyMetrics,
     build_metrics,
+    is_management,
 )
 from scaler.proxy.settings import ProxySettings
 from scaler.serving import serve_until_cancelled
@@ -93,7 +93,7 @@ class Proxy:
         """Everything that is not inference goes straight through; model management
         to its own upstream when one is set."""
         upstream = self.settings.upstream
-        if request.path in MANAGEMENT_PATHS and self.settings.management_upstream:
+        if is_management(request.path) and self.settings.management_upstream:
             upstream = self.settings.management_upstream
         response, _ = await self._forward(request, upstream, time.perf_counter())
         return self._done(request.path, response)

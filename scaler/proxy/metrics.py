@@ -30,6 +30,15 @@ OTHER_KNOWN_PATHS = frozenset(
     {"/", "/api/tags", "/api/ps", "/api/show", "/api/version", "/v1/models"}
 )
 LABELLED_PATHS = INFERENCE_PATHS | MANAGEMENT_PATHS | OTHER_KNOWN_PATHS
+# A GGUF upload from Open WebUI posts the file to /api/blobs/DIGEST, then /api/create
+# names that blob: both must reach the writer, the only Ollama that writes the models.
+BLOBS_PREFIX = "/api/blobs/"
+
+
+def is_management(path: str) -> bool:
+    """A write to the models volume: it goes to the writer, not to the pod's Ollama."""
+    return path in MANAGEMENT_PATHS or path.startswith(BLOBS_PREFIX)
+
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _LONG = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
