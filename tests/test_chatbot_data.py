@@ -132,7 +132,8 @@ def test_multi_user_dumps_postgres_and_restores_it_with_open_webui_stopped(
     lines = log(tmp_path)
     stop = lines.index("scale deployment open-webui --replicas 0")
     assert lines[stop + 1] == "rollout status deployment open-webui"
-    assert lines[stop + 2].startswith("exec -i deploy/postgres -- pg_restore")
+    assert lines[stop + 2].startswith("exec -i deploy/postgres -- sh -c")
+    assert "exec pg_restore" in lines[stop + 2]
     assert lines[stop + 3] == "scale deployment open-webui --replicas 3"
 
 
