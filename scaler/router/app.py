@@ -27,7 +27,7 @@ from scaler.proxy.forward import (
     open_upstream,
     relay,
 )
-from scaler.proxy.metrics import INFERENCE_PATHS, MANAGEMENT_PATHS, path_label
+from scaler.proxy.metrics import INFERENCE_PATHS, is_management, path_label
 from scaler.router.dispatch import Dispatcher, NoReadyPod, Pod, QueueFull
 from scaler.router.metrics import RouterMetrics, build_metrics
 from scaler.router.settings import RouterSettings
@@ -138,7 +138,7 @@ class Router:
         model management (and blob uploads) to the models' writer when one is set."""
         path = request.path
         session = request.app[SESSION]
-        if _is_management(path) and self.settings.management_upstream:
+        if is_management(path) and self.settings.management_upstream:
             url = self.settings.management_upstream
             session = request.app[FRESH_SESSION]  # long pulls and uploads: nothing pooled
         else:
@@ -201,12 +201,6 @@ async def _json_body(request: web.Request) -> bytes:
     if not isinstance(parsed, dict):
         raise BadRequest(400, f"request body must be a JSON object, not {type(parsed).__name__}")
     return body
-
-
-def _is_management(path: str) -> bool:
-    """Writes to the models volume: pull/create/copy/delete/push, and the blobs a GGUF
-    upload sends before its ``/api/create`` (serving pods mount the models read-only)."""
-    return path in MANAGEMENT_PATHS or path.startswith("/api/blobs/")
 
 
 def _json_error(status: int, message: str) -> web.Response:
