@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from scaler.kube.actuator import KubeActuator
 from scaler.kube.base import DELETION_COST_ANNOTATION, Forbidden, KubeError
 from scaler.policy import Reason
 from scaler.sources.proxies import ProxyScraper
+from tests.drain_rig import port_free_on
 from tests.fake_kube import Cluster, running_cluster
 from tests.fakes import FakeSource
 
@@ -35,28 +35,12 @@ def pod_ip(i: int) -> str:
     return f"127.0.0.{40 + i}"
 
 
-def free_port() -> int:
-    """A port free on every pod address (checked on each, as they share it)."""
-    for _ in range(20):
-        with socket.socket() as probe:
-            probe.bind((pod_ip(0), 0))
-            port: int = probe.getsockname()[1]
-        try:
-            for i in range(1, PODS):
-                with socket.socket() as other:
-                    other.bind((pod_ip(i), port))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no port free on every pod address")
-
-
 class Pods:
     """Each pod's proxy as far as the controller sees it: ``/metrics`` with its load."""
 
     def __init__(self) -> None:
         self.held = [0] * PODS
-        self.port = free_port()
+        self.port = port_free_on([pod_ip(i) for i in range(PODS)])
         self.runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
