@@ -57,10 +57,13 @@ class Proxy:
         self.draining = True
         held = self.admission.active + self.admission.queued
         log.info("draining: waiting for %d request(s) to finish", held)
-        try:
-            async with asyncio.timeout(self.settings.drain_timeout):
-                await self.admission.idle()
-        except TimeoutError:
+        # asyncio.wait, not asyncio.timeout: this runs in a task already cancelled by
+        # the signal, where asyncio.timeout before Python 3.11.3 (Debian bookworm has
+        # 3.11.2) raises CancelledError instead of TimeoutError (python/cpython#102780).
+        idle = asyncio.ensure_future(self.admission.idle())
+        done, _ = await asyncio.wait({idle}, timeout=self.settings.drain_timeout)
+        if not done:
+            idle.cancel()
             log.warning(
                 "drain timed out after %s s with %d request(s) still running",
                 self.settings.drain_timeout,
