@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.fake_ollama_evict import Eviction
 from tests.fake_ollama_shapes import DEFAULT_KEEP_ALIVE, answer_tokens, full_name, parse_keep_alive
 
 BUSY_ERROR = "server busy, please try again.  maximum pending requests exceeded"
@@ -42,6 +43,9 @@ class FakeOllamaSettings:
     """Decode speed once the first token is out."""
     load_delay: float = 0.0
     """Seconds to load a model on its first request (and after unload or restart)."""
+    max_loaded_models: int | None = None
+    """``OLLAMA_MAX_LOADED_MODELS``: a load beyond it first unloads a model as Ollama's
+    scheduler does (``fake_ollama_evict``); ``None``: no limit, nothing is evicted."""
     prefill: float = 0.0
     """Seconds of prompt evaluation after getting a slot, before the first token."""
     embedding_size: int = 8
@@ -185,6 +189,7 @@ class FakeOllama:
         self._models = {full_name(m): time.time() for m in self._settings.models}
         self._loaded: dict[str, float | None] = {}  # name -> monotonic expiry, None = never
         self._load_locks: dict[str, asyncio.Lock] = {}
+        self._eviction = Eviction()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failures: deque[tuple[int, str]] = deque()
         self._deaths: deque[_Death] = deque()
@@ -321,6 +326,7 @@ class FakeOllama:
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._eviction.bind()
 
     def log_request(self, method: str, path: str, body: Any) -> None:
         with self._lock:
@@ -365,7 +371,11 @@ class FakeOllama:
         """Wait for ``name`` to be loaded (paying ``load_delay`` if it was not); returns
         the seconds waited. Concurrent first requests share one load."""
         started = time.monotonic()
-        if name not in self.loaded():
+        limit = self._settings.max_loaded_models
+        if limit is not None:
+            async with self._eviction.scheduling:  # one load at a time, as Ollama's scheduler
+                await self._load_evicting(name, limit)
+        elif name not in self.loaded():
             lock = self._load_locks.setdefault(name, asyncio.Lock())
             self._add_loading(1)
             try:
@@ -378,6 +388,17 @@ class FakeOllama:
         self._touch(name, parse_keep_alive(keep_alive))
         return time.monotonic() - started
 
+    async def _load_evicting(self, name: str, limit: int) -> None:
+        if name in self.loaded():
+            return
+        self._add_loading(1)
+        try:
+            await self._eviction.make_room(name, limit, self.loaded, self.unload)
+            await asyncio.sleep(self._settings.load_delay)
+            self._touch(name, DEFAULT_KEEP_ALIVE)
+        finally:
+            self._add_loading(-1)
+
     @contextlib.asynccontextmanager
     async def admit(self, model: Any, keep_alive: Any = None) -> AsyncIterator[Run]:
         """Admit one inference request: injected failure, model check, load, slot,
@@ -387,17 +408,21 @@ class FakeOllama:
         started = time.monotonic()
         try:
             load_seconds = await self.ensure_loaded(name, keep_alive)
-            await self.slots.acquire()
+            self._eviction.hold(name)  # no await since the load: it cannot be evicted between
             try:
-                settings = self._settings
-                await asyncio.sleep(settings.prefill)
-                with self._lock:
-                    death = self._deaths.popleft() if self._deaths else None
-                yield Run(started, load_seconds, settings.prefill, death)
+                await self.slots.acquire()
+                try:
+                    settings = self._settings
+                    await asyncio.sleep(settings.prefill)
+                    with self._lock:
+                        death = self._deaths.popleft() if self._deaths else None
+                    yield Run(started, load_seconds, settings.prefill, death)
+                finally:
+                    self.slots.release()
+                    if parse_keep_alive(keep_alive) == 0:
+                        self.unload(name)
             finally:
-                self.slots.release()
-                if parse_keep_alive(keep_alive) == 0:
-                    self.unload(name)
+                self._eviction.release(name)
         except Died:
             self._count("died")
             raise
@@ -430,6 +455,7 @@ class FakeOllama:
             raise ApiError(*failure)
 
     def _touch(self, name: str, keep_alive: float | None) -> None:
+        self._eviction.keep_alive[name] = keep_alive
         with self._lock:
             self._loaded[name] = None if keep_alive is None else time.monotonic() + keep_alive
 

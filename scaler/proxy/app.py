@@ -25,6 +25,7 @@ from scaler.proxy.metrics import (
     build_metrics,
     is_management,
 )
+from scaler.proxy.residency import Residency, ResidencyError, ResidencyTiming
 from scaler.proxy.settings import ProxySettings
 from scaler.serving import serve_until_cancelled
 
@@ -49,12 +50,15 @@ class Proxy:
         self.admission = Admission(parallel=settings.parallel, max_queue=settings.max_queue)
         self.metrics: ProxyMetrics = build_metrics(registry, self.admission)
         self.draining = False
+        self.residency = _residency(settings, self.admission, registry)
 
     async def drain(self) -> None:
         """The pod is stopping: admit nothing new (a router re-dispatches what is
         refused as busy), say not ready, and wait until the answers held are done, at
         most ``drain_timeout`` seconds. Ollama's preStop waits for this proxy to exit."""
         self.draining = True
+        if self.residency is not None:
+            await self.residency.stop()  # load nothing more; a reload in progress ends
         held = self.admission.active + self.admission.queued
         log.info("draining: waiting for %d request(s) to finish", held)
         # asyncio.wait, not asyncio.timeout: this runs in a task already cancelled by
@@ -88,6 +92,9 @@ class Proxy:
         except QueueFull as full:
             self.metrics.rejected.labels(path).inc()
             return self._done(path, self._busy(str(full), "queue-full"))
+        finally:
+            if self.residency is not None:
+                self.residency.request_ended()  # the ready model waits until the pod is idle
         if outcome is not None:
             self._observe(series, outcome, started)
         return self._done(path, response)
@@ -156,8 +163,8 @@ class Proxy:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        """Ready when Ollama answers, and the configured model is loaded; never while
-        draining."""
+        """Ready when Ollama answers and the ready model has been loaded once (after
+        that, residency reloads it when evicted: docs/proxy.md); never while draining."""
         if self.draining:
             return _json_error(503, "draining: this pod is stopping")
         session = request.app[SESSION]
@@ -167,22 +174,32 @@ class Proxy:
             async with session.get(base + "/", timeout=timeout) as answer:
                 if answer.status != 200:
                     return _json_error(503, f"Ollama answered {answer.status}")
-            model = self.settings.ready_model
-            if model is None:
+            residency = self.residency
+            if residency is None:
                 return web.json_response({"status": "ready"})
-            async with session.get(base + "/api/ps", timeout=timeout) as answer:
-                loaded = await answer.json() if answer.status == 200 else {}
-        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
+            if residency.loaded_once or await residency.resident(session):
+                return web.json_response({"status": "ready", "model": residency.model})
+        except (TimeoutError, aiohttp.ClientError, ResidencyError) as error:
             return _json_error(503, f"Ollama does not answer: {error}")
-        names = {m.get("name") for m in loaded.get("models", [])} | {
-            m.get("model") for m in loaded.get("models", [])
-        }
-        if model in names or f"{model}:latest" in names:
-            return web.json_response({"status": "ready", "model": model})
-        return _json_error(503, f"model {model} is not loaded yet")
+        return _json_error(503, f"model {residency.model} is not loaded yet")
 
 
 PROXY = web.AppKey("proxy", Proxy)
+
+
+def _residency(
+    settings: ProxySettings, admission: Admission, registry: CollectorRegistry
+) -> Residency | None:
+    if settings.ready_model is None:
+        return None
+    timing = ResidencyTiming(settings.reload_after, settings.residency_check)
+    return Residency(
+        model=settings.ready_model,
+        upstream=settings.upstream,
+        admission=admission,
+        timing=timing,
+        registry=registry,
+    )
 
 
 def _json_error(status: int, message: str) -> web.Response:
@@ -213,7 +230,13 @@ def build_app(
         ):
             app[SESSION] = session
             app[FRESH_SESSION] = fresh_session
-            yield
+            if proxy.residency is not None:  # owned here: stopped before the sessions close
+                proxy.residency.start(session)
+            try:
+                yield
+            finally:
+                if proxy.residency is not None:
+                    await proxy.residency.stop()
 
     app.cleanup_ctx.append(upstream_sessions)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))

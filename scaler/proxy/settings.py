@@ -29,9 +29,19 @@ class ProxySettings(BaseSettings):
     max_queue: int = Field(default=16, ge=0, le=100_000, description="requests waiting")
     retry_after: int = Field(default=5, ge=1, description="seconds, sent with a 503")
     ready_model: str | None = Field(
-        default=None, description="ready only once this model is loaded (/api/ps)"
+        default=None,
+        description="ready once this model has been loaded (/api/ps); reloaded when evicted",
     )
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to reach Ollama")
+    reload_after: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds the pod must be idle before the proxy loads --ready-model again "
+        "after another model evicted it (docs/proxy.md, Model residency)",
+    )
+    residency_check: float = Field(
+        default=5.0, gt=0, description="seconds between looks at /api/ps for --ready-model"
+    )
     drain_timeout: float = Field(
         default=110.0,
         ge=0,
