@@ -17,6 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from scaler.proxy.app import PROXY
 from scaler.proxy.app import build_app as build_proxy
 from scaler.proxy.settings import ProxySettings
 from scaler.router.app import ROUTER, Router, build_app
@@ -102,9 +103,13 @@ class Rig:
 
 
 def proxy_server(fake_url: str, parallel: int) -> ThreadedServer:
-    """A pod's ``scaler proxy`` as deployed behind routers: no queue of its own."""
+    """A pod's ``scaler proxy`` as deployed behind routers: no queue of its own. The
+    server's ``proxy`` attribute is its ``Proxy`` (to drain it, as SIGTERM would)."""
     settings = ProxySettings(upstream=fake_url, parallel=parallel, max_queue=0)
-    return ThreadedServer(lambda: build_proxy(settings), handler_cancellation=True)
+    app = build_proxy(settings)
+    server = ThreadedServer(lambda: app, handler_cancellation=True)
+    server.proxy = app[PROXY]  # type: ignore[attr-defined]
+    return server
 
 
 @contextlib.contextmanager

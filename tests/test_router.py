@@ -309,3 +309,16 @@ def test_time_in_queue_and_time_to_first_byte_are_measured_apart() -> None:
             lambda: rig.sample("scaler_router_time_to_first_byte_seconds_count", **labels) == 1
         )
         assert rig.sample("scaler_router_time_to_first_byte_seconds_sum", **labels) >= 0.3
+
+
+def test_a_stopping_pod_refuses_new_work_and_the_router_sends_it_elsewhere() -> None:
+    """Between the proxy's SIGTERM and the slice marking the pod terminating, the
+    router may still pick it: the draining proxy refuses and the request moves on."""
+    with router_rig(pods=2, proxies=True) as rig, ollama.Client(host=rig.url) as client:
+        draining = rig.proxies[0]
+        draining.call(draining.proxy.drain)  # nothing held: returns at once, stays draining
+        for _ in range(4):
+            assert client.chat(model=MODEL, messages=_chat("hi")).done
+        assert _prompts_seen(rig, 0) == [] and len(_prompts_seen(rig, 1)) == 4
+        assert rig.sample("scaler_router_redispatches_total", reason="draining") >= 1
+        assert rig.sample("scaler_router_redispatches_total", reason="slot_taken") == 0

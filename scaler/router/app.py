@@ -127,9 +127,12 @@ class Router:
                 self.dispatcher.release(pod)
                 raise
             if upstream.status == 503 and BUSY_HEADER in upstream.headers:
+                # The pod's proxy turned it away before Ollama saw it: its slot is
+                # another router's, or the pod is stopping (draining).
+                draining = upstream.headers[BUSY_HEADER] == "draining"
                 upstream.close()  # the proxy's short JSON answer: not worth reading
                 self.dispatcher.refused(pod)
-                self.metrics.redispatches.labels("slot_taken").inc()
+                self.metrics.redispatches.labels("draining" if draining else "slot_taken").inc()
                 continue
             return pod, upstream, bound
 

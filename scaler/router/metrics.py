@@ -19,7 +19,7 @@ from scaler.proxy.metrics import INFERENCE_PATHS
 from scaler.router.dispatch import Dispatcher
 
 REJECT_REASONS = ("queue_full", "no_ready_pod", "bad_request")
-REDISPATCH_REASONS = ("slot_taken", "connect_failed")
+REDISPATCH_REASONS = ("slot_taken", "draining", "connect_failed")
 UPSTREAM_ERRORS = ("connect", "mid_stream")
 
 _LONG = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
