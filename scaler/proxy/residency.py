@@ -128,9 +128,11 @@ class Residency:
         self._task: asyncio.Task[None] | None = None
 
     def request_ended(self) -> None:
-        """An inference request left its slot: the idle time starts again from now."""
+        """An inference request ended: the idle time starts again from now. The loop is
+        woken only when the pod is idle, so a busy pod pays no task switch per request."""
         self._last_end = self.clock()
-        self._wake.set()
+        if not (self.admission.active or self.admission.queued):
+            self._wake.set()
 
     async def resident(self, session: aiohttp.ClientSession) -> bool:
         """Whether Ollama has the ready model loaded now; the first yes is remembered."""
