@@ -26,6 +26,7 @@ class ControllerMetrics:
     min_replicas: Gauge
     max_replicas: Gauge
     pods: Gauge
+    pods_unschedulable: Gauge
     recommended_replicas: Gauge
     metric_value: Gauge
     metric_target: Gauge
@@ -58,6 +59,10 @@ def build_metrics(registry: CollectorRegistry, config: ScalerConfig) -> Controll
         min_replicas=gauge("scaler_min_replicas", "The target's minReplicas."),
         max_replicas=gauge("scaler_max_replicas", "The target's maxReplicas."),
         pods=gauge("scaler_pods", "Pods of the Deployment by state.", (*TARGET, "state")),
+        pods_unschedulable=gauge(
+            "scaler_pods_unschedulable",
+            "Pods of the Deployment no node can take (PodScheduled False, Unschedulable).",
+        ),
         recommended_replicas=gauge(
             "scaler_recommended_replicas",
             "What the metrics asked for, before stabilization and rate limits.",
@@ -143,6 +148,7 @@ def _precreate(metrics: ControllerMetrics, config: ScalerConfig) -> None:
         metrics.max_replicas.labels(*key).set(target.max_replicas)
         metrics.hpa_conflict.labels(*key).set(0)
         metrics.consecutive_failures.labels(*key).set(0)
+        metrics.pods_unschedulable.labels(*key).set(0)
         for state in ("ready", "starting"):
             metrics.pods.labels(*key, state)
         for reason in Reason:

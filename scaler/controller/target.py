@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scaler.config import MetricConfig, Mode, ScalerConfig, TargetConfig
+from scaler.controller.capacity import report_unschedulable, unschedulable
 from scaler.controller.metrics import ControllerMetrics
 from scaler.controller.overrides import hpa_conflict, manual_control, with_fallback
 from scaler.controller.victims import VictimMarker, report
@@ -51,6 +52,7 @@ class TargetState:
     ready_ips: tuple[str, ...] = ()  # ready pods' IPs at the last observe, for direct reads
     last_reason: Reason | None = None
     marking_failed: bool = False  # the last marking of victims failed (logged once)
+    unschedulable: int = 0  # pods no node could take at the last observe (logged on change)
 
 
 class TargetReconciler:
@@ -261,9 +263,14 @@ class TargetReconciler:
         m.desired_replicas.labels(*labels).set(decision.replicas)
         m.current_replicas.labels(*labels).set(workload.spec_replicas)
         ready = sum(1 for pod in workload.pods if _serving(pod))
+        stuck = unschedulable(workload.pods)
         m.pods.labels(*labels, "ready").set(ready)
         m.pods.labels(*labels, "starting").set(
-            sum(1 for pod in workload.pods if not pod.deleting) - ready
+            sum(1 for pod in workload.pods if not pod.deleting) - ready - len(stuck)
+        )
+        m.pods_unschedulable.labels(*labels).set(len(stuck))
+        self.state.unschedulable = report_unschedulable(
+            stuck, before=self.state.unschedulable, target=self.target.key
         )
         if decision.recommendation is not None:
             m.recommended_replicas.labels(*labels).set(decision.recommendation)

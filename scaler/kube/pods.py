@@ -31,10 +31,14 @@ def pod_from_json(obj: Mapping[str, Any], *, container: str | None = None) -> Po
     status = obj.get("status") or {}
     ready: bool | None = None
     ready_transition: float | None = None
+    unschedulable: str | None = None
     for condition in status.get("conditions") or ():
-        if condition.get("type") == "Ready":
+        kind = condition.get("type")
+        if kind == "Ready":
             ready = condition.get("status") == "True"  # "Unknown" is not ready, as in HPA
             ready_transition = unix_seconds(condition.get("lastTransitionTime"))
+        elif kind == "PodScheduled" and _unschedulable(condition):
+            unschedulable = str(condition.get("message") or "no node can run it")
     return Pod(
         name=metadata.get("name") or "",
         phase=_phase(status.get("phase")),
@@ -43,7 +47,14 @@ def pod_from_json(obj: Mapping[str, Any], *, container: str | None = None) -> Po
         start_time=unix_seconds(status.get("startTime")),
         deleting=metadata.get("deletionTimestamp") is not None,
         request=cpu_request(obj.get("spec"), container=container),
+        unschedulable=unschedulable,
     )
+
+
+def _unschedulable(condition: Mapping[str, Any]) -> bool:
+    """The scheduler found no node (``PodReasonUnschedulable``); other reasons, such as
+    ``SchedulingGated``, are waits the pod's owner chose, not a lack of room."""
+    return condition.get("status") == "False" and condition.get("reason") == "Unschedulable"
 
 
 def pod_ip(obj: Mapping[str, Any]) -> str | None:

@@ -29,6 +29,10 @@ class Pod:
     ``ready_transition_time``: that condition's ``lastTransitionTime``.
     ``request``: the pod's summed resource request for the Utilization metric (e.g.
     CPU cores); ``None`` when a container lacks one.
+    ``unschedulable``: the scheduler's message while no node can take the pod
+    (PodScheduled False, reason Unschedulable), else ``None``. Such a pod is Pending,
+    so the calculator already counts it as unready, as the HPA does; the controller
+    reports it.
     """
 
     name: str
@@ -38,6 +42,7 @@ class Pod:
     start_time: float | None = None
     deleting: bool = False
     request: float | None = None
+    unschedulable: str | None = None
 
     @property
     def is_running_and_ready(self) -> bool:

@@ -93,6 +93,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         f"{DEFAULT_MAX_QUEUE})",
     )
     model.add_argument("--cold-start", type=float, default=30.0, help="seconds (30)")
+    model.add_argument(
+        "--capacity",
+        type=int,
+        help="pods the nodes can run; the rest stay Pending (default: no limit)",
+    )
     model.add_argument("--prompt-tokens-per-second", type=float, help="override --hardware")
     model.add_argument("--completion-tokens-per-second", type=float, help="override --hardware")
     model.add_argument(
@@ -135,6 +140,7 @@ def _params(args: argparse.Namespace) -> ModelParams:
         "--parallel": (args.parallel, 1),
         "--max-queue": (0 if args.max_queue is None else args.max_queue, 0),
         "--cold-start": (args.cold_start, 0),
+        "--capacity": (1 if args.capacity is None else args.capacity, 1),
         "--prompt-tokens-per-second": (rates["prompt_tokens_per_second"], 1e-9),
         "--completion-tokens-per-second": (rates["completion_tokens_per_second"], 1e-9),
         "--cpu-hpa-lag": (args.cpu_hpa_lag, 0),
@@ -150,6 +156,7 @@ def _params(args: argparse.Namespace) -> ModelParams:
         cold_start=args.cold_start,
         prompt_tokens_per_second=rates["prompt_tokens_per_second"],
         completion_tokens_per_second=rates["completion_tokens_per_second"],
+        capacity=args.capacity,
     )
     if args.max_queue is not None:  # one bound, for whichever queue requests wait in
         params = replace(params, max_queue=args.max_queue, router_max_queue=args.max_queue)
@@ -244,6 +251,7 @@ def _write_outputs(
             "max_queue": params.max_queue,
             "router_max_queue": params.router_max_queue,
             "cold_start_seconds": args.cold_start,
+            "capacity": args.capacity,
             "burst_at_seconds": burst_at,
         }
         print(to_json(results, meta=meta))
@@ -251,6 +259,8 @@ def _write_outputs(
     print(
         f"{trace.name}: {len(trace.arrivals)} requests over {trace.duration:g} s, seed {args.seed}"
     )
+    if args.capacity is not None:
+        print(f"capacity: {args.capacity} pods run at most; the others stay Pending")
     print(format_table(results))
     line = compare(results)
     if line:

@@ -21,6 +21,10 @@ deletion costs: those not yet ready, then those holding the fewest requests. A r
 replica takes nothing new at once and finishes what it holds (the proxy's drain, with
 Ollama stopped only after it), then disappears.
 
+``capacity`` caps the pods the nodes can run (a draining pod still holds its place):
+the others stay Pending, as on a full node, and are scheduled in creation order as
+places free up, their cold start beginning then. Pending pods are deleted first.
+
 CPU follows from busy slots: a replica burns ``busy_cores`` while at least one slot
 generates and ``idle_cores`` otherwise, and the model keeps the cumulative CPU seconds
 per replica, as cAdvisor's ``container_cpu_usage_seconds_total`` does.
@@ -36,7 +40,7 @@ from typing import Final, Literal
 
 from scaler.simulate.types import SimulationError
 
-STARTING, READY, DRAINING = 0, 1, 2
+STARTING, READY, DRAINING, PENDING = 0, 1, 2, 3
 
 Routing = Literal["random", "least", "shared"]
 ROUTINGS: Final[tuple[Routing, ...]] = ("shared", "least", "random")
@@ -59,6 +63,7 @@ class ModelParams:
     cpu_request: float = 2.0
     busy_cores: float = 2.0
     idle_cores: float = 0.05
+    capacity: int | None = None  # pods the nodes can run; None: no limit
 
 
 class Replica:
@@ -93,19 +98,20 @@ class Replica:
         return params.idle_cores * (now - self.created) + params.busy_cores * busy
 
 
-def _deletion_rank(replica: Replica) -> tuple[bool, int, float, int]:
+def _deletion_rank(replica: Replica) -> tuple[bool, bool, int, float, int]:
     """Lowest first: the order in which the ReplicaSet deletes (upstream
-    ``ActivePodsWithRanks``: not ready, then lower deletion cost, then more recently
-    ready, then younger). A ready pod's cost is what it holds, as the controller marks
-    it just before the scale-down; a starting pod holds nothing."""
+    ``ActivePodsWithRanks``: not on a node, not ready, then lower deletion cost, then
+    more recently ready, then younger). A ready pod's cost is what it holds, as the
+    controller marks it just before the scale-down; a starting pod holds nothing."""
     ready = replica.state == READY
     held = replica.active + len(replica.queue) if ready else 0
-    return (ready, held, -replica.ready_at, -replica.number)
+    return (replica.state != PENDING, ready, held, -replica.ready_at, -replica.number)
 
 
-def _age_rank(replica: Replica) -> tuple[bool, float]:
-    """The ReplicaSet's order with no deletion costs: not ready, then most recently ready."""
-    return (replica.state == READY, -replica.ready_at)
+def _age_rank(replica: Replica) -> tuple[bool, bool, float]:
+    """The ReplicaSet's order with no deletion costs: not on a node, not ready, then
+    most recently ready."""
+    return (replica.state != PENDING, replica.state == READY, -replica.ready_at)
 
 
 class Cluster:
@@ -149,6 +155,7 @@ class Cluster:
         self.in_flight = 0
         self.version = 0  # bumped whenever a pod appears, leaves or becomes ready
         self.replica_seconds = 0.0
+        self.pending: list[Replica] = []  # unschedulable, oldest first
         for _ in range(replicas):
             self._add_replica(0.0, ready_at=0.0, serving=True)
 
@@ -165,7 +172,7 @@ class Cluster:
         if len(self.replicas) > replicas:
             ranked = sorted(self.replicas, key=self.rank)
             for replica in ranked[: len(self.replicas) - replicas]:
-                self._remove(replica)
+                self._remove(replica, now)
 
     def _add_replica(self, now: float, *, ready_at: float, serving: bool = False) -> None:
         """``serving``: the replicas the run starts with. Any other becomes ready
@@ -173,21 +180,47 @@ class Cluster:
         replica = Replica(f"ollama-{self.created}", now, ready_at, self.created)
         self.created += 1
         self.version += 1
+        fits = self._has_room()
         self.replicas.append(replica)
-        if serving:
+        if not fits:
+            replica.state = PENDING
+            self.pending.append(replica)
+        elif serving:
             replica.state = READY
             self.ready.append(replica)
         else:
             self._push(ready_at, -1, replica)
 
-    def _remove(self, replica: Replica) -> None:
+    def _remove(self, replica: Replica, now: float) -> None:
         self.version += 1
         self.replicas.remove(replica)
+        if replica.state == PENDING:
+            self.pending.remove(replica)
+            replica.state = DRAINING
+            return
         if replica.state == READY:
             self.ready.remove(replica)
         replica.state = DRAINING
         if replica.active or replica.queue:
             self.draining.append(replica)
+        else:
+            self._schedule(now)
+
+    def _schedule(self, now: float) -> None:
+        """Pending pods, oldest first, take the places that freed up; they start now."""
+        while self.pending and self._has_room():
+            replica = self.pending.pop(0)
+            replica.state = STARTING
+            replica.created = now  # its start time and CPU counter begin on the node
+            replica.ready_at = now + self.params.cold_start
+            self.version += 1
+            self._push(replica.ready_at, -1, replica)
+
+    def _has_room(self) -> bool:
+        """Whether one more pod can be scheduled: running and draining pods hold places."""
+        capacity = self.params.capacity
+        running = len(self.replicas) - len(self.pending) + len(self.draining)
+        return capacity is None or running < capacity
 
     # -- events --------------------------------------------------------------------
     def _push(self, at: float, request: int, replica: Replica) -> None:
@@ -228,6 +261,7 @@ class Cluster:
             replica.busy_seconds += at - replica.busy_since
             if replica.state == DRAINING and replica in self.draining:
                 self.draining.remove(replica)
+                self._schedule(at)
 
     def arrive(self, request: int, at: float, service_times: list[float]) -> None:
         """A request reaches the Service (or the router) at ``at``."""

@@ -20,6 +20,7 @@ from scaler.policy import (
     MetricProposal,
     Observation,
     Pod,
+    PodPhase,
     Reason,
     context,
     decide,
@@ -28,7 +29,7 @@ from scaler.policy import (
     record_scale,
 )
 from scaler.simulate.gcpause import gc_paused
-from scaler.simulate.model import READY, Cluster, ModelParams
+from scaler.simulate.model import PENDING, READY, Cluster, ModelParams
 from scaler.simulate.policies import SimPolicy
 from scaler.simulate.sight import Key, Sight
 from scaler.simulate.types import PolicyResult, PolicyTimeline, Summary, Trace
@@ -124,6 +125,7 @@ class _Run:
         pods = tuple(
             Pod(
                 r.name,
+                phase=PodPhase.PENDING if r.state == PENDING else PodPhase.RUNNING,
                 ready=r.state == READY,
                 ready_transition_time=r.ready_at if r.state == READY else r.created,
                 start_time=r.created,
@@ -203,7 +205,10 @@ class _Run:
         timeline.queue.append(cluster.queued)
         timeline.signal.append(self.signal)
         timeline.reasons.append(self.reason)
-        cluster.replica_seconds += len(cluster.replicas) + len(cluster.draining)
+        # Pending pods cost nothing: they run nowhere.
+        cluster.replica_seconds += (
+            len(cluster.replicas) - len(cluster.pending) + len(cluster.draining)
+        )
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, progress: Progress | None) -> None:

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from scaler.policy import MetricReading, PodSample, PodValues, SourceType, TotalValue
-from scaler.simulate.model import Cluster, ModelParams
+from scaler.simulate.model import PENDING, Cluster, ModelParams
 from scaler.simulate.policies import Signal, SignalSource, SimPolicy
 
 Key = float | None
@@ -79,7 +79,12 @@ class Sight:
         self.counts.append(_CountSample(now, cluster.queued, cluster.in_flight, per_pod))
 
     def scrape_cpu(self, now: float) -> None:
-        seconds = {r.name: r.cpu_seconds(now, self.params) for r in self.cluster.replicas}
+        # A Pending pod runs no container: cAdvisor has no series for it.
+        seconds = {
+            r.name: r.cpu_seconds(now, self.params)
+            for r in self.cluster.replicas
+            if r.state != PENDING
+        }
         self.cpu.append(_CpuSample(now, seconds))
 
     # -- readings ---------------------------------------------------------------------
