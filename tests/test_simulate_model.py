@@ -120,8 +120,9 @@ def test_cpu_counter_follows_busy_time_across_back_to_back_requests() -> None:
     cluster.arrive(0, 0.0, times)
     cluster.arrive(1, 0.0, times)
     _drain(cluster, 100.0, times)
-    # Busy 0..20 without a gap, idle 0.1 core all along.
-    assert replica.cpu_seconds(30.0, params) == pytest.approx(0.1 * 30 + 2.0 * 20)
+    # Busy 0..20 without a gap at 2 cores (the limit: no idle share on top), then
+    # idle at 0.1 core.
+    assert replica.cpu_seconds(30.0, params) == pytest.approx(2.0 * 20 + 0.1 * 10)
     samples = [replica.cpu_seconds(t, params) for t in (0, 5, 10, 15, 20, 25)]
     assert samples == sorted(samples)
 

@@ -129,7 +129,9 @@ async def serving(
                 target,
                 config=config,
                 source=source,
-                actuator=actuator,
+                # Utilization over this container's request only, as the HPA's
+                # ContainerResource: a sidecar's request would dilute it.
+                actuator=actuator.with_container(target.container),
                 metrics=metrics,
                 is_leader=is_leader,
                 direct=direct,

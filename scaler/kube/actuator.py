@@ -11,6 +11,7 @@ Deployment's resourceVersion is the precondition of the next scale PATCH.
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
 import time
 import uuid
@@ -91,6 +92,14 @@ class KubeActuator:
         self._container = container
         self._instance = instance or socket.gethostname()
         self._seen: dict[tuple[str, str], _Seen] = {}
+
+    def with_container(self, container: str | None) -> KubeActuator:
+        """This actuator, counting only ``container``'s CPU request in a pod's
+        ``request`` (a target's ``container`` key); the API client, the HPA list and
+        what was seen are shared."""
+        view = copy.copy(self)
+        view._container = container
+        return view
 
     async def observe(self, namespace: str, deployment: str) -> Workload:
         """The Deployment's replicas, pods, annotations and any HPA targeting it.

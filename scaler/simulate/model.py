@@ -60,8 +60,10 @@ class ModelParams:
     cold_start: float = 30.0
     prompt_tokens_per_second: float = 100.0
     completion_tokens_per_second: float = 15.0
-    cpu_request: float = 2.0
-    busy_cores: float = 2.0
+    # The ollama container's CPU request and limit in manifests/base/ollama.yaml (equal:
+    # a generating pod uses its whole share and no more); a test keeps them equal.
+    cpu_request: float = 0.4
+    busy_cores: float = 0.4
     idle_cores: float = 0.05
     capacity: int | None = None  # pods the nodes can run; None: no limit
 
@@ -93,9 +95,11 @@ class Replica:
         self.busy_since = 0.0
 
     def cpu_seconds(self, now: float, params: ModelParams) -> float:
-        """Cumulative CPU seconds used up to ``now``."""
+        """Cumulative CPU seconds used up to ``now``: ``busy_cores`` while busy (the
+        limit caps it there), ``idle_cores`` otherwise."""
         busy = self.busy_seconds + (now - self.busy_since if self.active else 0.0)
-        return params.idle_cores * (now - self.created) + params.busy_cores * busy
+        idle = now - self.created - busy
+        return params.idle_cores * idle + params.busy_cores * busy
 
 
 def _deletion_rank(replica: Replica) -> tuple[bool, bool, int, float, int]:

@@ -1,0 +1,78 @@
+"""The CPU signal means what it says: a target's ``container`` key is honoured (the
+sidecar's request does not dilute utilization), and the controller's default target
+names the container the cluster's HPA measures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from scaler.config import load_config
+from scaler.kube.actuator import KubeActuator
+from scaler.quantity import parse_quantity
+from scaler.simulate.model import ModelParams
+from tests.fake_kube import Cluster, running_cluster
+from tests.test_manifests import MANIFESTS, one
+
+POD = {"ollama": "400m", "proxy": "50m"}
+
+
+@pytest.fixture
+async def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    async with running_cluster(tmp_path, monkeypatch) as cluster:
+        cluster.fake.add_deployment("ml", "ollama", replicas=1, status_replicas=1)
+        cluster.fake.add_pod("ml", "ollama-a", labels={"app": "ollama"}, containers=POD)
+        yield cluster
+
+
+async def test_a_view_for_one_container_counts_only_its_request(kube: Cluster) -> None:
+    actuator = KubeActuator(kube.api, request_timeout=2.0, instance="scaler-0")
+    ollama = actuator.with_container("ollama")
+    [whole] = (await actuator.observe("ml", "ollama")).pods
+    [only] = (await ollama.observe("ml", "ollama")).pods
+    assert (whole.request, only.request) == (0.45, 0.4)
+    # The view shares the client and the HPA list: no second list of the namespace.
+    hpa_lists = [r for r in kube.fake.requests if r.path.endswith("horizontalpodautoscalers")]
+    assert len(hpa_lists) == 1
+
+
+async def test_a_container_the_pods_lack_leaves_them_without_a_request(kube: Cluster) -> None:
+    actuator = KubeActuator(kube.api, request_timeout=2.0).with_container("olama")
+    [pod] = (await actuator.observe("ml", "ollama")).pods
+    assert pod.request is None  # the calculator then reports the metric as unavailable
+
+
+@pytest.mark.parametrize(
+    "config",
+    [None, MANIFESTS / "base" / "config" / "scaler.yaml"],
+    ids=["built-in", "cluster"],
+)
+def test_the_default_target_measures_the_container_its_cpu_query_reads(
+    config: Path | None,
+) -> None:
+    (target,) = load_config(config).targets
+    (cpu,) = [m for m in target.metrics if m.name == "cpu"]
+    assert target.container == "ollama"
+    assert f'container="{target.container}"' in cpu.query
+
+
+def test_the_cpu_hpa_measures_the_same_container() -> None:
+    hpa = one("cpu-hpa", "HorizontalPodAutoscaler", "ollama")
+    (metric,) = hpa["spec"]["metrics"]
+    (target,) = load_config().targets
+    assert metric["containerResource"]["container"] == target.container
+
+
+def test_the_simulators_cpu_model_is_the_manifests_ollama_container() -> None:
+    deployment = one("minikube", "Deployment", "ollama")
+    (ollama,) = [
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "ollama"
+    ]
+    resources = ollama["resources"]
+    request = parse_quantity(str(resources["requests"]["cpu"]))
+    limit = parse_quantity(str(resources["limits"]["cpu"]))
+    params = ModelParams()
+    assert request == limit, "request = limit: 100 % utilization is the container's whole share"
+    assert (params.cpu_request, params.busy_cores) == (request, limit)
