@@ -17,7 +17,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from scaler.proxy.admission import Admission, QueueFull
-from scaler.proxy.forward import BUSY_HEADER, Outcome, UpstreamUnavailable, forward
+from scaler.proxy.forward import (
+    BUSY_HEADER,
+    FRESH_SESSION,
+    SESSION,
+    Outcome,
+    UpstreamUnavailable,
+    forward,
+    upstream_sessions,
+)
 from scaler.proxy.metrics import (
     INFERENCE_PATHS,
     PathSeries,
@@ -31,10 +39,6 @@ from scaler.serving import serve_until_cancelled
 
 log = logging.getLogger("scaler.proxy")
 
-SESSION = web.AppKey("session", aiohttp.ClientSession)
-"""Keep-alive connections to the Ollama beside the proxy."""
-FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
-"""A new connection per request: the management upstream, bodies too large to resend."""
 READY_TIMEOUT = 2.0
 """Seconds /readyz waits for Ollama before it says not ready."""
 AFTER_DRAIN_TIMEOUT = 5.0
@@ -216,20 +220,8 @@ def build_app(
     proxy = Proxy(settings, registry)
     app = web.Application(client_max_size=0)  # no limit: bodies over 1 MiB are streamed
 
-    async def upstream_sessions(app: web.Application) -> AsyncIterator[None]:
-        # Answers read to the end leave their connection to Ollama open for the next
-        # request, sparing a connect, Ollama's accept and a close per request.
-        # One cut short is closed (forward), which is how Ollama learns to free the
-        # slot. A connection Ollama closed meanwhile: see open_upstream.
-        pooled = aiohttp.TCPConnector(limit=0)
-        # No keep-alive for what cannot be sent twice or may go quiet (forward).
-        fresh = aiohttp.TCPConnector(limit=0, force_close=True)
-        async with (
-            aiohttp.ClientSession(connector=pooled, auto_decompress=False) as session,
-            aiohttp.ClientSession(connector=fresh, auto_decompress=False) as fresh_session,
-        ):
-            app[SESSION] = session
-            app[FRESH_SESSION] = fresh_session
+    async def upstream_and_residency(app: web.Application) -> AsyncIterator[None]:
+        async with upstream_sessions(app) as session:
             if proxy.residency is not None:  # owned here: stopped before the sessions close
                 proxy.residency.start(session)
             try:
@@ -238,7 +230,7 @@ def build_app(
                 if proxy.residency is not None:
                     await proxy.residency.stop()
 
-    app.cleanup_ctx.append(upstream_sessions)
+    app.cleanup_ctx.append(upstream_and_residency)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", proxy.healthz)
     app.router.add_get("/readyz", proxy.readyz)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,34 @@ _TAIL_LIMIT = 1 << 16  # the last 64 to 128 KiB are kept, to read the final chun
 REPLAYABLE_BODY = 1 << 20
 """Bytes of a request body read whole before it is sent, so that it can be resent
 (aiohttp itself warns against sending larger bodies as bytes)."""
+
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+"""Keep-alive connections upstream, for bodies that can be sent twice."""
+FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
+"""A new connection per request: streamed bodies, the models' writer."""
+
+
+@asynccontextmanager
+async def upstream_sessions(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
+    """Both upstream sessions, stored on ``app`` (``SESSION``, ``FRESH_SESSION``) and
+    closed on exit; gives the pooled one.
+
+    Answers read to the end leave their connection open for the next request, sparing a
+    connect, an accept and a close per request (more CPU than the relay, profiled). One
+    cut short is closed (``forward``), which is how the server upstream learns to free
+    the slot. A pooled connection the server closed meanwhile: see ``open_upstream``.
+    No keep-alive for what cannot be sent twice or may go quiet.
+    """
+    pooled = aiohttp.TCPConnector(limit=0)
+    fresh = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with (
+        aiohttp.ClientSession(connector=pooled, auto_decompress=False) as session,
+        aiohttp.ClientSession(connector=fresh, auto_decompress=False) as fresh_session,
+    ):
+        app[SESSION] = session
+        app[FRESH_SESSION] = fresh_session
+        yield session
 
 
 class UpstreamUnavailable(Exception):

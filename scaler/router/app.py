@@ -22,10 +22,13 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from scaler.proxy.forward import (
     BUSY_HEADER,
+    FRESH_SESSION,
+    SESSION,
     UpstreamUnavailable,
     forward,
     open_upstream,
     relay,
+    upstream_sessions,
 )
 from scaler.proxy.metrics import INFERENCE_PATHS, is_management, path_label
 from scaler.router.dispatch import Dispatcher, NoReadyPod, Pod, QueueFull
@@ -34,8 +37,6 @@ from scaler.router.settings import RouterSettings
 
 log = logging.getLogger("scaler.router")
 
-SESSION = web.AppKey("session", aiohttp.ClientSession)
-FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
 CONNECT_ATTEMPTS = 3
 """Pods tried for one request that cannot be reached before the client gets a 502.
 A refusal (the slot is another router's) is not a failure and is not counted."""
@@ -239,22 +240,13 @@ def build_app(
             synced.append(ready)
             yield
 
-    async def upstream_sessions(app: web.Application) -> AsyncIterator[None]:
-        # As in the proxy: an answer read to the end leaves its connection to the pod
-        # open for the next request (a connect per request costs more CPU than the
-        # relay); one cut short is closed, which is how the pod's proxy learns to free
-        # the slot. A body that cannot be sent twice goes on a fresh connection.
-        pooled = aiohttp.TCPConnector(limit=0)
-        fresh = aiohttp.TCPConnector(limit=0, force_close=True)
-        async with (
-            aiohttp.ClientSession(connector=pooled, auto_decompress=False) as session,
-            aiohttp.ClientSession(connector=fresh, auto_decompress=False) as fresh_session,
-        ):
-            app[SESSION] = session
-            app[FRESH_SESSION] = fresh_session
+    async def sessions(app: web.Application) -> AsyncIterator[None]:
+        # As in the proxy (upstream_sessions): pooled to the pods, fresh for streamed
+        # bodies and the models' writer.
+        async with upstream_sessions(app):
             yield
 
-    app.cleanup_ctx.append(upstream_sessions)
+    app.cleanup_ctx.append(sessions)
     app.cleanup_ctx.append(pods)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", router.healthz)
