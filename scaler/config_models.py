@@ -243,12 +243,17 @@ class MetricConfig(StrictModel):
             return None
         return float(match.group(1)) * _RANGE_UNITS[match.group(2)]
 
-    def to_spec(self) -> MetricSpec:
+    def to_spec(self, *, slots_per_pod: int = 1) -> MetricSpec:
+        """The engine's metric. An AverageValue target is per slot: each pod holds
+        ``slots_per_pod`` of them, so its per-pod target is that many times the value."""
+        number = self.target.number
+        if self.target.type is TargetType.AVERAGE_VALUE:
+            number *= slots_per_pod
         return MetricSpec(
             name=self.name,
             source=self.type,
             target_type=self.target.type,
-            target=self.target.number,
+            target=number,
             resource=self.resource,
         )
 
@@ -267,6 +272,12 @@ class TargetConfig(StrictModel):
     )
     container: str | None = Field(
         default=None, description="count only this container's CPU request (Utilization)"
+    )
+    slots_per_pod: int = Field(
+        default=1,
+        ge=1,
+        description="requests each pod serves at once (OLLAMA_NUM_PARALLEL); "
+        "AverageValue targets are per slot",
     )
 
     @model_validator(mode="after")
@@ -289,6 +300,6 @@ class TargetConfig(StrictModel):
         return PolicySpec(
             min_replicas=self.min_replicas,
             max_replicas=self.max_replicas,
-            metrics=tuple(m.to_spec() for m in self.metrics),
+            metrics=tuple(m.to_spec(slots_per_pod=self.slots_per_pod) for m in self.metrics),
             behavior=self.behavior.to_behavior(),
         )

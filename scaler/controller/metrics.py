@@ -157,8 +157,9 @@ def _precreate(metrics: ControllerMetrics, config: ScalerConfig) -> None:
         for direction in ("up", "down"):
             for result in ("success", "error"):
                 metrics.scale_operations.labels(*key, direction, result)
-        for metric in target.metrics:
-            metrics.metric_target.labels(*key, metric.name).set(metric.target.number)
+        specs = target.to_policy().metrics  # per pod: an AverageValue times the slots
+        for metric, spec in zip(target.metrics, specs, strict=True):
+            metrics.metric_target.labels(*key, metric.name).set(spec.target)
             for kind in FAILURE_KINDS:
                 metrics.metric_errors.labels(*key, metric.name, kind)
             for source in ("direct", "prometheus"):

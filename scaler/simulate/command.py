@@ -181,6 +181,7 @@ def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
                 target=args.target,
                 cpu_hpa_lag=args.cpu_hpa_lag,
                 cpu_target=args.cpu_target,
+                parallel=args.parallel,
             )
             for name in names
         )

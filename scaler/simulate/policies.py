@@ -142,10 +142,15 @@ def build_policy(
     target: str | None = None,
     cpu_hpa_lag: float = 0.0,
     cpu_target: float = 80.0,
+    parallel: int = 1,
 ) -> SimPolicy:
     """Resolve a policy name: ``queue``, ``cpu-hpa``, ``static:N`` or ``config``, each
     optionally ``@ROUTING``, which wins over ``routing``; with neither, the policy
-    runs behind its own stack's routing (``cpu-hpa``: random, the others: shared)."""
+    runs behind its own stack's routing (``cpu-hpa``: random, the others: shared).
+
+    ``parallel``: the model's slots per pod; ``queue`` (the built-in config) holds its
+    per-slot target with that many slots per pod. A ``config`` file keeps its own
+    ``slotsPerPod``, as ``scaler run`` would."""
     base, at, suffix = name.partition("@")
     if at:
         routing = parse_routing(suffix, what=f"policy {name!r}")
@@ -155,6 +160,7 @@ def build_policy(
         target=target,
         cpu_hpa_lag=cpu_hpa_lag,
         cpu_target=cpu_target,
+        parallel=parallel,
     )
     if routing is None:
         routing = "random" if base == "cpu-hpa" else "shared"
@@ -169,9 +175,10 @@ def _build(
     target: str | None,
     cpu_hpa_lag: float,
     cpu_target: float,
+    parallel: int,
 ) -> SimPolicy:
     if name == "queue":
-        return _from_config("queue", load_config(), target)
+        return _from_config("queue", load_config(), target, slots_per_pod=parallel)
     if name == "config":
         if config_path is None:
             raise SimulationError("policy 'config' needs --config FILE")
@@ -192,8 +199,12 @@ def _build(
     )
 
 
-def _from_config(name: str, config: ScalerConfig, key: str | None) -> SimPolicy:
+def _from_config(
+    name: str, config: ScalerConfig, key: str | None, *, slots_per_pod: int | None = None
+) -> SimPolicy:
     target = _pick_target(config, key)
+    if slots_per_pod is not None:
+        target = target.model_copy(update={"slots_per_pod": slots_per_pod})
     spec = target.to_policy()
     signals = tuple(_source(m) for m in target.metrics)
     windows = [
