@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from scaler.config import load_config
+from scaler.config import load_config, parse_config
+from scaler.controller.app import serving
 from scaler.kube.actuator import KubeActuator
 from scaler.quantity import parse_quantity
 from scaler.simulate.model import ModelParams
-from tests.fake_kube import Cluster, running_cluster
+from tests.fake_kube import Cluster, FakeKube, running_cluster
 from tests.test_manifests import MANIFESTS, one
 
 POD = {"ollama": "400m", "proxy": "50m"}
@@ -76,3 +77,20 @@ def test_the_simulators_cpu_model_is_the_manifests_ollama_container() -> None:
     params = ModelParams()
     assert request == limit, "request = limit: 100 % utilization is the container's whole share"
     assert (params.cpu_request, params.busy_cores) == (request, limit)
+
+
+async def test_scaler_run_gives_each_target_its_containers_view(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    data = load_config().model_dump(by_alias=True, exclude_none=True)
+    data.update(metricsHost="127.0.0.1", metricsPort=0, prometheusUrl="http://127.0.0.1:9")
+    second = {**data["targets"][0], "deployment": "other"}
+    second.pop("container")
+    data["targets"].append(second)
+    async with FakeKube() as fake:
+        kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+        async with serving(parse_config(data), kubeconfig=kubeconfig) as (service, _):
+            views = [t.actuator for t in service.controller.targets]
+    assert [getattr(v, "_container", "?") for v in views] == ["ollama", None]
