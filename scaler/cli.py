@@ -76,6 +76,7 @@ def _proxy(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         retry_after=args.retry_after,
         ready_model=args.ready_model,
+        num_thread=args.num_thread,
         drain_timeout=args.drain_timeout,
     )
     logs.configure(args.log_level)
@@ -186,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--parallel", type=int, help="OLLAMA_NUM_PARALLEL (1)")
     proxy.add_argument("--max-queue", type=int, help="requests allowed to wait (16)")
     proxy.add_argument("--retry-after", type=int, help="seconds sent with a 503 (5)")
+    proxy.add_argument(
+        "--num-thread", type=int, help="Ollama's CPU threads: the container's CPU limit in cores"
+    )
     proxy.add_argument("--ready-model", help="ready only once this model is loaded")
     proxy.add_argument(
         "--drain-timeout", type=float, help="seconds to finish held answers on SIGTERM (110)"

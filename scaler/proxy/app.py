@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +35,7 @@ from scaler.proxy.metrics import (
 )
 from scaler.proxy.residency import Residency, ResidencyError, ResidencyTiming
 from scaler.proxy.settings import ProxySettings
+from scaler.proxy.threads import pin_threads
 from scaler.serving import serve_until_cancelled
 
 log = logging.getLogger("scaler.proxy")
@@ -92,7 +93,9 @@ class Proxy:
             async with self.admission.slot():
                 admitted = time.perf_counter()
                 series.queue_wait.observe(admitted - started)
-                response, outcome = await self._forward(request, self.settings.upstream, admitted)
+                response, outcome = await self._forward(
+                    request, self.settings.upstream, admitted, rewrite=self._pin_threads(request)
+                )
         except QueueFull as full:
             self.metrics.rejected.labels(path).inc()
             return self._done(path, self._busy(str(full), "queue-full"))
@@ -112,8 +115,20 @@ class Proxy:
         response, _ = await self._forward(request, upstream, time.perf_counter())
         return self._done(request.path, response)
 
+    def _pin_threads(self, request: web.Request) -> Callable[[bytes], bytes] | None:
+        """The pod's thread count on this request's body (threads.py), if set."""
+        threads = self.settings.num_thread
+        if threads is None:
+            return None
+        return lambda body: pin_threads(request.path, body, threads)
+
     async def _forward(
-        self, request: web.Request, upstream: str, started: float
+        self,
+        request: web.Request,
+        upstream: str,
+        started: float,
+        *,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> tuple[web.StreamResponse, Outcome | None]:
         fresh = request.app[FRESH_SESSION]
         # Keep-alive only to the Ollama beside us, on loopback: a remote writer behind
@@ -127,6 +142,7 @@ class Proxy:
                 connect_timeout=self.settings.connect_timeout,
                 started=started,
                 streamed_session=fresh,
+                rewrite=rewrite,
             )
         except UpstreamUnavailable as error:
             self.metrics.upstream_errors.labels("connect").inc()
@@ -198,6 +214,7 @@ def _residency(
         return None
     timing = ResidencyTiming(settings.reload_after, settings.residency_check)
     return Residency(
+        num_thread=settings.num_thread,
         model=settings.ready_model,
         upstream=settings.upstream,
         admission=admission,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -107,15 +107,19 @@ async def forward(
     connect_timeout: float,
     started: float,
     streamed_session: aiohttp.ClientSession | None = None,
+    rewrite: Callable[[bytes], bytes] | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
     """Send ``request`` to ``upstream_url`` (same path and query) and stream the
-    answer back. ``started``: perf_counter when Ollama's slot was taken.
+    answer back. ``started``: perf_counter when Ollama's slot was taken. ``rewrite``
+    changes a body read whole before it is sent (never a streamed one).
 
     A body too large to hold (see ``request_body``) goes through ``streamed_session``
     (default: ``session``). Give a session without keep-alive there, so that a body
     that cannot be sent twice never goes on a pooled connection.
     """
     body = await request_body(request)
+    if isinstance(body, bytes) and rewrite is not None:
+        body = rewrite(body)
     if isinstance(body, aiohttp.StreamReader) and streamed_session is not None:
         session = streamed_session
     upstream = await open_upstream(
@@ -159,6 +163,8 @@ async def open_upstream(
     """
     url = upstream_url.rstrip("/") + request.rel_url.raw_path_qs
     headers = request_headers(request)
+    if isinstance(body, bytes):  # aiohttp sets it from the bytes, which may be rewritten
+        headers.popall("Content-Length", None)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=None)
     attempts = 1 if isinstance(body, aiohttp.StreamReader) else 2
     for attempt in range(1, attempts + 1):

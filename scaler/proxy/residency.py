@@ -112,9 +112,11 @@ class Residency:
         admission: Admission,
         timing: ResidencyTiming,
         registry: CollectorRegistry,
+        num_thread: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model = model
+        self.num_thread = num_thread  # loaded with the pod's threads (threads.py)
         self.base = upstream.rstrip("/")
         self.admission = admission
         self.timing = timing
@@ -220,7 +222,9 @@ class Residency:
     async def _load(self, session: aiohttp.ClientSession) -> None:
         """A load-only request: no prompt, so Ollama loads and answers ``done_reason:
         load`` without generating; keep-alive forever, as the warm-up's."""
-        body = {"model": self.model, "keep_alive": -1, "stream": False}
+        body: dict[str, object] = {"model": self.model, "keep_alive": -1, "stream": False}
+        if self.num_thread is not None:
+            body["options"] = {"num_thread": self.num_thread}
         timeout = aiohttp.ClientTimeout(total=RELOAD_TIMEOUT)
         try:
             async with session.post(

@@ -42,6 +42,13 @@ class ProxySettings(BaseSettings):
     residency_check: float = Field(
         default=5.0, gt=0, description="seconds between looks at /api/ps for --ready-model"
     )
+    num_thread: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Ollama's CPU threads, set on every native inference request: the "
+        "container's CPU limit in whole cores (Ollama counts the host's; threads.py)",
+    )
     drain_timeout: float = Field(
         default=110.0,
         ge=0,
