@@ -110,12 +110,18 @@ def _chat(url: str, model: str) -> httpx.Response:
 
 
 def _wait_resident(pods: list[Pod], since: float) -> float:
-    """Seconds after ``since`` at which every pod has the ready model loaded again."""
+    """Seconds after ``since`` at which every pod has the ready model loaded again;
+    returns once each proxy has also counted its reload (the fake marks the model
+    loaded a moment before its answer reaches the proxy)."""
     while not all(list(p.fake.loaded()) == [READY] for p in pods):
         if time.monotonic() - since > 10.0:
             raise AssertionError(f"not resident: {[p.fake.loaded() for p in pods]}")
         time.sleep(0.005)
-    return time.monotonic() - since
+    took = time.monotonic() - since
+    deadline = time.monotonic() + 5.0
+    while any(p.reloads("ok") < 1 for p in pods) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return took
 
 
 def test_a_second_model_on_every_pod_never_empties_the_service() -> None:
