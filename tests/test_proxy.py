@@ -146,6 +146,15 @@ def test_nothing_reaches_the_client_before_the_first_token(rig: Rig) -> None:
     assert json.loads(lines[-1])["done"] is True
 
 
+def _wait_held(rig: Rig, count: int, timeout: float = 10.0) -> None:
+    """Until the proxy holds ``count`` requests (running plus queued)."""
+    deadline = time.monotonic() + timeout
+    admission = rig.proxy.admission
+    while admission.active + admission.queued != count:
+        assert time.monotonic() < deadline, f"held {admission.active + admission.queued}"
+        time.sleep(0.005)
+
+
 @pytest.mark.parametrize(
     "rig", [{"fake": {"tokens_per_second": 20}, "proxy": {"max_queue": 1}}], indirect=True
 )
@@ -160,9 +169,10 @@ def test_a_full_queue_answers_503_as_the_client_sees_it(rig: Rig) -> None:
                 results.append(error)
 
     threads = [threading.Thread(target=chat) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.05)  # in order: running, queued, refused
+    for held, thread in enumerate(threads, start=1):
+        thread.start()  # in order: running, queued, refused
+        if held < 3:
+            _wait_held(rig, held)
     for thread in threads:
         thread.join(10)
     errors = [r for r in results if isinstance(r, ollama.ResponseError)]
@@ -173,10 +183,10 @@ def test_a_full_queue_answers_503_as_the_client_sees_it(rig: Rig) -> None:
     with httpx.Client() as http:  # Retry-After, as HTTP clients expect
         blocker = threading.Thread(target=chat)
         blocker.start()
-        time.sleep(0.05)
+        _wait_held(rig, 1)
         queued = threading.Thread(target=chat)
         queued.start()
-        time.sleep(0.05)
+        _wait_held(rig, 2)
         refused = http.post(f"{rig.url}/api/chat", json=_chat(False))
         blocker.join(10)
         queued.join(10)
