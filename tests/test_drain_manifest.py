@@ -5,7 +5,6 @@ nothing does."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -41,7 +40,6 @@ def test_ollama_stops_only_after_its_proxy_within_the_grace_period(name: str) ->
     assert args.drain_timeout is not None and args.drain_timeout + 5 <= grace
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="the preStop runs under bash")
 def test_the_pre_stop_waits_while_the_proxy_listens_and_ends_when_it_stops() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = str(listener.getsockname()[1])
