@@ -84,10 +84,23 @@ DEFAULT_SCALE_DOWN = ScalingRules(
 
 @dataclass(frozen=True, slots=True)
 class Behavior:
-    """``HorizontalPodAutoscalerBehavior`` with every default filled in."""
+    """``HorizontalPodAutoscalerBehavior`` with every default filled in.
+
+    ``legacy``: the target had no ``behavior`` block at all. The HPA then takes its
+    legacy path (``normalizeDesiredReplicas``): scale up by at most max(2 x current,
+    4) per decision, no scale-up window, a scale-down window of the controller-wide
+    default, no rate policies. Of the rules only ``scale_down``'s window and the two
+    tolerances are read on that path.
+    """
 
     scale_up: ScalingRules = DEFAULT_SCALE_UP
     scale_down: ScalingRules = DEFAULT_SCALE_DOWN
+    legacy: bool = False
+
+
+# A target without ``behavior``: the legacy path, with the controller-wide defaults
+# (the 300 s downscale stabilization and the 0.1 tolerance) in its rules.
+LEGACY_BEHAVIOR = Behavior(legacy=True)
 
 
 # The mission's policy, carried over from the seed's CPU HPA: scale up at once by up
