@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from scaler.policy import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
+    LEGACY_BEHAVIOR,
     Behavior,
     MetricSpec,
     PolicySpec,
@@ -266,7 +267,10 @@ class TargetConfig(StrictModel):
     min_replicas: int = Field(default=1, ge=1)
     max_replicas: int = Field(ge=1)
     metrics: list[MetricConfig] = Field(min_length=1)
-    behavior: BehaviorConfig = BehaviorConfig()
+    behavior: BehaviorConfig | None = Field(
+        default=None,
+        description="absent: the HPA's legacy path, as for an HPA without behavior",
+    )
     poll_interval: float | None = Field(
         default=None, ge=0.5, description="seconds; default: the file's pollInterval"
     )
@@ -301,5 +305,5 @@ class TargetConfig(StrictModel):
             min_replicas=self.min_replicas,
             max_replicas=self.max_replicas,
             metrics=tuple(m.to_spec(slots_per_pod=self.slots_per_pod) for m in self.metrics),
-            behavior=self.behavior.to_behavior(),
+            behavior=LEGACY_BEHAVIOR if self.behavior is None else self.behavior.to_behavior(),
         )
