@@ -15,6 +15,7 @@ from scaler.policy.behavior import MISSION_BEHAVIOR, Behavior
 from scaler.policy.calculator import CalculationError, Context, Tolerances, calculate
 from scaler.policy.decision import Decision, MetricProposal, Reason
 from scaler.policy.history import History, store_event
+from scaler.policy.legacy import limit_legacy, stabilize_legacy
 from scaler.policy.metrics import MetricReading, MetricSpec, PodValues, SourceType, Unavailable
 from scaler.policy.pods import (
     DEFAULT_CPU_INITIALIZATION_PERIOD,
@@ -98,20 +99,9 @@ def decide(
     assert winner.replicas is not None  # _hold_for_missing_metrics rules out no winner
     desired = winner.replicas
 
-    behavior = spec.behavior
-    stabilized = _stabilize(history, behavior, desired, current, now)
+    stabilized, (replicas, reason, message) = _normalize(spec, history, desired, current, now)
     history = History(
         stabilized.recommendations, history.scale_up_events, history.scale_down_events
-    )
-    replicas, reason, message = limit_by_rate(
-        desired=stabilized.replicas,
-        current=current,
-        min_replicas=spec.min_replicas,
-        max_replicas=spec.max_replicas,
-        behavior=behavior,
-        up_events=history.scale_up_events,
-        down_events=history.scale_down_events,
-        now=now,
     )
     if replicas == stabilized.replicas and stabilized.replicas != desired:
         reason, message = stabilized.reason, stabilized.message
@@ -123,6 +113,38 @@ def decide(
         replicas, reason, message, current, desired, stabilized.replicas, winner.name, proposals
     )
     return decision, history
+
+
+def _normalize(
+    spec: PolicySpec, history: History, desired: int, current: int, now: float
+) -> tuple[Stabilized, tuple[int, Reason, str]]:
+    """Stabilize, then limit: ``normalizeDesiredReplicasWithBehaviors``, or
+    ``normalizeDesiredReplicas`` for a target without a behavior block."""
+    behavior = spec.behavior
+    if behavior.legacy:
+        stabilized = stabilize_legacy(
+            history.recommendations or (),
+            desired=desired,
+            window=behavior.scale_down.stabilization_window_seconds,
+            now=now,
+        )
+        return stabilized, limit_legacy(
+            desired=stabilized.replicas,
+            current=current,
+            min_replicas=spec.min_replicas,
+            max_replicas=spec.max_replicas,
+        )
+    stabilized = _stabilize(history, behavior, desired, current, now)
+    return stabilized, limit_by_rate(
+        desired=stabilized.replicas,
+        current=current,
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        behavior=behavior,
+        up_events=history.scale_up_events,
+        down_events=history.scale_down_events,
+        now=now,
+    )
 
 
 def remember(history: History, behavior: Behavior, replicas: int, now: float) -> History:
@@ -139,7 +161,12 @@ def remember(history: History, behavior: Behavior, replicas: int, now: float) ->
 def record_scale(
     history: History, behavior: Behavior, previous: int, new: int, now: float
 ) -> History:
-    """``storeScaleEvent``: remember a scale change that really happened at ``now``."""
+    """``storeScaleEvent``: remember a scale change that really happened at ``now``.
+
+    Without a behavior block upstream stores nothing: the legacy path reads no events.
+    """
+    if behavior.legacy:
+        return history
     if new > previous:
         events = store_event(
             history.scale_up_events,

@@ -11,6 +11,13 @@ from scaler.policy.behavior import Behavior, PolicyType, ScalingRules, SelectPol
 from scaler.policy.decision import Reason
 from scaler.policy.history import ScaleEvent
 
+# The HPA's messages for the ScalingLimited condition, shared with the legacy path.
+UP_LIMIT_MESSAGE = "the desired replica count is increasing faster than the maximum scale rate"
+DOWN_LIMIT_MESSAGE = "the desired replica count is decreasing faster than the maximum scale rate"
+TOO_MANY_MESSAGE = "the desired replica count is more than the maximum replica count"
+TOO_FEW_MESSAGE = "the desired replica count is less than the minimum replica count"
+WITHIN_RANGE = "the desired count is within the acceptable range"
+
 
 def change_in_period(events: tuple[ScaleEvent, ...], period_seconds: int, now: float) -> int:
     """``getReplicasChangePerPeriod``: pods changed by events after ``now - period``."""
@@ -107,11 +114,9 @@ def limit_by_rate(
             scale_up_limit(current, up_events, down_events, behavior.scale_up, now), current
         )
         if max_replicas > limit:
-            allowed, reason = limit, Reason.SCALE_UP_LIMIT
-            message = "the desired replica count is increasing faster than the maximum scale rate"
+            allowed, reason, message = limit, Reason.SCALE_UP_LIMIT, UP_LIMIT_MESSAGE
         else:
-            allowed, reason = max_replicas, Reason.TOO_MANY_REPLICAS
-            message = "the desired replica count is more than the maximum replica count"
+            allowed, reason, message = max_replicas, Reason.TOO_MANY_REPLICAS, TOO_MANY_MESSAGE
         if desired > allowed:
             return allowed, reason, message
     elif desired < current:
@@ -119,11 +124,9 @@ def limit_by_rate(
             scale_down_limit(current, up_events, down_events, behavior.scale_down, now), current
         )
         if min_replicas < limit:
-            allowed, reason = limit, Reason.SCALE_DOWN_LIMIT
-            message = "the desired replica count is decreasing faster than the maximum scale rate"
+            allowed, reason, message = limit, Reason.SCALE_DOWN_LIMIT, DOWN_LIMIT_MESSAGE
         else:
-            allowed, reason = min_replicas, Reason.TOO_FEW_REPLICAS
-            message = "the desired replica count is less than the minimum replica count"
+            allowed, reason, message = min_replicas, Reason.TOO_FEW_REPLICAS, TOO_FEW_MESSAGE
         if desired < allowed:
             return allowed, reason, message
-    return desired, Reason.DESIRED_WITHIN_RANGE, "the desired count is within the acceptable range"
+    return desired, Reason.DESIRED_WITHIN_RANGE, WITHIN_RANGE

@@ -10,7 +10,7 @@ from scaler.policy.history import Recommendation
 _UP_MESSAGE = (
     "recent recommendations were lower than current one, applying the lowest recent recommendation"
 )
-_DOWN_MESSAGE = (
+DOWN_MESSAGE = (
     "recent recommendations were higher than current one, "
     "applying the highest recent recommendation"
 )
@@ -69,7 +69,7 @@ def stabilize(
                 replicas = current
                 break
             replicas = count
-    return Stabilized(replicas, Reason.SCALE_DOWN_STABILIZED, _DOWN_MESSAGE, stored)
+    return Stabilized(replicas, Reason.SCALE_DOWN_STABILIZED, DOWN_MESSAGE, stored)
 
 
 def _store(
