@@ -24,6 +24,7 @@ from scaler.simulate.policies import (
     parse_routing,
 )
 from scaler.simulate.progress import Progress
+from scaler.simulate.sampling import MAX_TOKEN_SPREAD
 from scaler.simulate.scenarios import DEFAULT_SCENARIO, SCENARIOS, build_scenario
 from scaler.simulate.session import Simulation, simulate
 from scaler.simulate.types import PolicyResult, SimulationError, Trace, TraceError
@@ -101,7 +102,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     model.add_argument("--prompt-tokens-per-second", type=float, help="override --hardware")
     model.add_argument("--completion-tokens-per-second", type=float, help="override --hardware")
     model.add_argument(
-        "--service-time", choices=("deterministic", "exponential"), default="deterministic"
+        "--service-time",
+        choices=("deterministic", "exponential"),
+        default="deterministic",
+        help="a request's time from its tokens, or exponential around it (deterministic)",
+    )
+    model.add_argument(
+        "--token-spread",
+        type=float,
+        default=1.0,
+        help=f"factor on the lognormal spread of tokens per request, 0 to "
+        f"{MAX_TOKEN_SPREAD:g}; 0: every request gets exactly the mean (1)",
     )
     model.add_argument("--seed", type=int, default=1, help="same seed, same result (1)")
 
@@ -146,10 +157,16 @@ def _params(args: argparse.Namespace) -> ModelParams:
         "--cpu-hpa-lag": (args.cpu_hpa_lag, 0),
         "--cpu-target": (args.cpu_target, 1),
         "--step": (args.step, 1),
+        "--token-spread": (args.token_spread, 0),
     }
     for option, (value, lowest) in checks.items():
         if not value >= lowest:
             raise UsageError(f"{option} {value:g} is out of range (at least {lowest:g})")
+    if not args.token_spread <= MAX_TOKEN_SPREAD:
+        spread = args.token_spread
+        raise UsageError(
+            f"--token-spread {spread:g} is out of range (at most {MAX_TOKEN_SPREAD:g})"
+        )
     params = replace(
         ModelParams(),
         parallel=args.parallel,
@@ -198,12 +215,13 @@ def _trace(args: argparse.Namespace) -> Trace:
             from scaler.simulate.trace_csv import load_trace_csv
 
             try:
-                return load_trace_csv(args.trace, seed=args.seed)
+                return load_trace_csv(args.trace, seed=args.seed, token_spread=args.token_spread)
             except TraceError as error:  # a malformed file is bad input: exit 2
                 raise UsageError(str(error)) from error
         if args.from_prometheus is not None:
             return _prometheus_trace(args)
-        return build_scenario(args.scenario or DEFAULT_SCENARIO, seed=args.seed)
+        name = args.scenario or DEFAULT_SCENARIO
+        return build_scenario(name, seed=args.seed, token_spread=args.token_spread)
     except SimulationError as error:
         raise UsageError(str(error)) from error
 
@@ -219,7 +237,13 @@ def _prometheus_trace(args: argparse.Namespace) -> Trace:
     if end <= start:
         raise UsageError(f"--start {args.start} is not before --end {args.end}")
     return load_trace_prometheus(
-        args.from_prometheus, args.query, start=start, end=end, step=args.step, seed=args.seed
+        args.from_prometheus,
+        args.query,
+        start=start,
+        end=end,
+        step=args.step,
+        seed=args.seed,
+        token_spread=args.token_spread,
     )
 
 

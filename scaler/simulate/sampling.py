@@ -11,6 +11,12 @@ build (~600,000 requests), a draw picks one of 4,096 equal-probability quantiles
 the distribution instead of calling ``random.gauss``: one ``getrandbits(12)`` per
 draw, several times faster, and indistinguishable for a load model (only the
 tails beyond 3.5 standard deviations are cut).
+
+``token_spread`` scales both sigmas (``--token-spread``): 1, the default, is chat
+traffic as above; 0 gives every request exactly the mean (the interval's, or the
+default distribution's: 412 prompt and 275 completion tokens), which with
+exponential service times makes a run an M/M/c queue; between, a narrower lognormal
+with the same mean. Token counts are whole numbers, so a mean is rounded.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ COMPLETION_MEDIAN = 200.0
 """Default answer length, tokens."""
 COMPLETION_SIGMA = 0.8
 """Spread of ln(completion tokens): p99 is about 6x the median (~1,300 tokens)."""
+MAX_TOKEN_SPREAD = 3.0
+"""Beyond 3x the sigmas (p99 ~1,000x the median) the clip at 4,096 tokens, not the
+spread, would shape the draws and the mean would no longer hold."""
 
 _QUANTILE_BITS = 12
 _QUANTILES = 1 << _QUANTILE_BITS
@@ -61,11 +70,15 @@ def _mean_factors(sigma: float) -> tuple[float, ...]:
 
 
 @cache
-def _default_tokens(median: float, sigma: float) -> tuple[int, ...]:
-    """The 4,096 possible token counts of a request, for intervals without a mean."""
-    return tuple(
-        min(MAX_TOKENS, max(MIN_TOKENS, round(median * f))) for f in _lognormal_factors(sigma)
-    )
+def _default_tokens(median: float, sigma: float, spread: float) -> tuple[int, ...]:
+    """The 4,096 possible token counts of a request, for intervals without a mean.
+
+    A spread other than 1 keeps the default distribution's mean, not its median."""
+    if spread == 1.0:  # the defaults as they have always been drawn
+        scale, factors = median, _lognormal_factors(sigma)
+    else:
+        scale, factors = median * math.exp(sigma * sigma / 2), _mean_factors(sigma * spread)
+    return tuple(min(MAX_TOKENS, max(MIN_TOKENS, round(scale * f))) for f in factors)
 
 
 def _poisson_ptrs(rng: random.Random, mean: float) -> int:
@@ -130,13 +143,15 @@ def trace_from_intervals(
     prompt_means: Sequence[float] | None = None,
     completion_means: Sequence[float] | None = None,
     burst_at: float | None = None,
+    token_spread: float = 1.0,
 ) -> Trace:
     """A trace with ``counts[i]`` requests uniform in ``[starts[i], starts[i] + widths[i])``.
 
     Intervals must be in time order and not overlap; ``duration`` (s) must cover them.
     ``prompt_means``/``completion_means``: mean tokens per request in each interval,
     ``None`` for the defaults; the lognormal keeps its spread and is scaled so its mean
-    (before clipping) is the one given.
+    (before clipping) is the one given. ``token_spread``: the factor on both sigmas,
+    in ``[0, MAX_TOKEN_SPREAD]`` (0: every request gets the mean).
 
     Everything is drawn in bulk with ``map`` over whole columns: per-interval Python
     calls would cost more than a second on a 7-day trace. Offsets are drawn interval
@@ -156,8 +171,12 @@ def trace_from_intervals(
     while i >= 0 and arrivals[i] >= duration:
         arrivals[i] = math.nextafter(duration, 0.0)
         i -= 1
-    prompt = _tokens(rng, interval, prompt_means, PROMPT_MEDIAN, PROMPT_SIGMA)
-    completion = _tokens(rng, interval, completion_means, COMPLETION_MEDIAN, COMPLETION_SIGMA)
+    if not 0.0 <= token_spread <= MAX_TOKEN_SPREAD:
+        raise ValueError(f"token_spread {token_spread!r} is outside [0, {MAX_TOKEN_SPREAD:g}]")
+    prompt = _tokens(rng, interval, prompt_means, (PROMPT_MEDIAN, PROMPT_SIGMA, token_spread))
+    completion = _tokens(
+        rng, interval, completion_means, (COMPLETION_MEDIAN, COMPLETION_SIGMA, token_spread)
+    )
     return Trace(
         name=name,
         duration=duration,
@@ -172,18 +191,22 @@ def _tokens(
     rng: random.Random,
     interval: list[int],
     means: Sequence[float] | None,
-    median: float,
-    sigma: float,
+    shape: tuple[float, float, float],
 ) -> array[int]:
-    """One token count per request: a random quantile of the lognormal, scaled to the
-    interval's mean when one is given, rounded and clipped to [1, 4096]."""
+    """One token count per request: a random quantile of the lognormal (``shape``: the
+    default median, sigma and the spread on it), scaled to the interval's mean when
+    one is given, rounded and clipped to [1, 4096].
+
+    The quantiles are drawn whatever the spread, so a seed gives the same arrivals
+    and the same order of draws at every spread."""
+    median, sigma, spread = shape
     quantiles = map(rng.getrandbits, repeat(_QUANTILE_BITS, len(interval)))
     if means is None:
-        return array("i", map(_default_tokens(median, sigma).__getitem__, quantiles))
+        return array("i", map(_default_tokens(median, sigma, spread).__getitem__, quantiles))
     if not interval:
         return array("i")
     # For a lognormal, mean = median * exp(sigma^2 / 2).
-    factors = _mean_factors(sigma)
+    factors = _mean_factors(sigma * spread)
     tokens = map(
         round, map(mul, map(means.__getitem__, interval), map(factors.__getitem__, quantiles))
     )
@@ -204,6 +227,7 @@ def trace_from_rates(
     step: float,
     seed: int,
     burst_at: float | None = None,
+    token_spread: float = 1.0,
 ) -> Trace:
     """A trace whose interval ``i`` covers ``[i * step, (i + 1) * step)`` seconds and
     receives Poisson(``rates[i] * step``) requests (``rates`` in requests/s)."""
@@ -217,4 +241,5 @@ def trace_from_rates(
         rng=rng,
         duration=n * step,
         burst_at=burst_at,
+        token_spread=token_spread,
     )

@@ -136,11 +136,13 @@ def scenario_rates(name: str) -> list[float]:
     return [rate_at(shape.knots, s + 0.5) for s in range(int(shape.duration))]
 
 
-def build_scenario(name: str, *, seed: int) -> Trace:
-    """The trace of the built-in scenario ``name``; the same seed gives the same trace."""
+def build_scenario(name: str, *, seed: int, token_spread: float = 1.0) -> Trace:
+    """The trace of the built-in scenario ``name``; the same seed gives the same trace.
+    ``token_spread``: as in ``sampling.trace_from_intervals``."""
     shape = _shape(name)
+    rates = scenario_rates(name)
     return trace_from_rates(
-        name, scenario_rates(name), step=1.0, seed=seed, burst_at=shape.burst_at
+        name, rates, step=1.0, seed=seed, burst_at=shape.burst_at, token_spread=token_spread
     )
 
 

@@ -56,7 +56,7 @@ __all__ = ["COLUMNS", "load_trace_csv"]
 _T = TypeVar("_T")
 
 
-def load_trace_csv(path: str | os.PathLike[str], *, seed: int) -> Trace:
+def load_trace_csv(path: str | os.PathLike[str], *, seed: int, token_spread: float = 1.0) -> Trace:
     """Read the CSV trace at ``path``; raises ``TraceError`` naming the line and value.
 
     The same file and seed always give the same trace.
@@ -70,7 +70,8 @@ def load_trace_csv(path: str | os.PathLike[str], *, seed: int) -> Trace:
             header, columns = _read(where, read_columns_checked)
         else:
             columns = fast
-        return _generate(columns, header, seed, name=os.path.basename(where))
+        name = os.path.basename(where)
+        return _generate(columns, header, seed, name=name, token_spread=token_spread)
 
 
 def _read(where: str, read_columns: Callable[[Reader, Header, str], _T]) -> tuple[Header, _T]:
@@ -89,7 +90,7 @@ def _read(where: str, read_columns: Callable[[Reader, Header, str], _T]) -> tupl
         raise TraceError(f"{where}: not UTF-8 text ({e.reason})") from e
 
 
-def _generate(cols: Columns, header: Header, seed: int, *, name: str) -> Trace:
+def _generate(cols: Columns, header: Header, seed: int, *, name: str, token_spread: float) -> Trace:
     """Draw the requests of every row (the rows are already validated)."""
     rng = random.Random(seed)
     times = cols.times
@@ -110,4 +111,5 @@ def _generate(cols: Columns, header: Header, seed: int, *, name: str) -> Trace:
         duration=times[-1] + last_width,
         prompt_means=cols.prompt if header.prompt >= 0 else None,
         completion_means=cols.completion if header.completion >= 0 else None,
+        token_spread=token_spread,
     )

@@ -73,6 +73,7 @@ def load_trace_prometheus(
     end: datetime,
     step: float,
     seed: int,
+    token_spread: float = 1.0,
 ) -> Trace:
     """The requests implied by ``query`` (requests/s) over ``[start, end]``, ``step`` s apart.
 
@@ -100,7 +101,8 @@ def load_trace_prometheus(
     first = round(start.timestamp())
     steps = int((round(end.timestamp()) - first) // step) + 1
     rates = _rates(series, first=first, step=step, steps=steps, where=where)
-    return trace_from_rates(f"prometheus: {query}", rates, step=step, seed=seed)
+    name = f"prometheus: {query}"
+    return trace_from_rates(name, rates, step=step, seed=seed, token_spread=token_spread)
 
 
 def _one_series(result: Any, where: str) -> Sequence[Sequence[Any]]:
