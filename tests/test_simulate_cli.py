@@ -109,6 +109,7 @@ def test_json_has_stable_keys_and_is_deterministic_for_a_seed(
         "requests",
         "served",
         "rejected",
+        "queue_wait_mean_seconds",
         "queue_wait_p50_seconds",
         "queue_wait_p95_seconds",
         "queue_wait_p99_seconds",

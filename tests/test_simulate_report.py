@@ -20,6 +20,7 @@ def summary(**changes: object) -> Summary:
         "requests": 1000,
         "served": 1000,
         "rejected": 0,
+        "wait_mean": 0.11,
         "wait_p50": 0.0,
         "wait_p95": 0.04,
         "wait_p99": 1.25,
@@ -45,6 +46,7 @@ CPU = result(
     summary(
         served=988,
         rejected=12,
+        wait_mean=88.2,
         wait_p50=41.5,
         wait_p95=312.44,
         wait_p99=1234.5,
@@ -60,11 +62,11 @@ CPU = result(
 
 def test_table_has_one_aligned_row_per_policy() -> None:
     expected = """\
-    policy   routing  wait p50  wait p95  wait p99    max   rejected  reaction  replica-       avg   scale
-                           (s)       (s)       (s)  queue                  (s)   seconds  replicas  events
-    -------  -------  --------  --------  --------  -----  ---------  --------  --------  --------  ------
-    queue    shared       0.00      0.04      1.25     12   0 (0.0%)      15.0     7,200      2.00       6
-    cpu-hpa  random       41.5       312     1,234  1,500  12 (1.2%)         -     7,740      2.15       3
+    policy   routing  wait mean  wait p50  wait p95  wait p99    max   rejected  reaction  replica-       avg   scale
+                            (s)       (s)       (s)       (s)  queue                  (s)   seconds  replicas  events
+    -------  -------  ---------  --------  --------  --------  -----  ---------  --------  --------  --------  ------
+    queue    shared        0.11      0.00      0.04      1.25     12   0 (0.0%)      15.0     7,200      2.00       6
+    cpu-hpa  random        88.2      41.5       312     1,234  1,500  12 (1.2%)         -     7,740      2.15       3
     """  # noqa: E501 (a table wider than a line of code)
     assert format_table([QUEUE, CPU]) == textwrap.dedent(expected).rstrip("\n")
 
@@ -72,7 +74,10 @@ def test_table_has_one_aligned_row_per_policy() -> None:
 def test_table_without_requests_or_timeline_shows_no_share_and_no_average() -> None:
     idle = result("static:2", summary(requests=0, served=0, reaction=None), seconds=0)
     row = format_table([idle]).splitlines()[-1].split()
-    assert row == ["static:2", "shared", "0.00", "0.04", "1.25", "12", "0", "-", "7,200", "-", "6"]
+    assert row == [
+        *("static:2", "shared", "0.11", "0.00", "0.04", "1.25", "12"),
+        *("0", "-", "7,200", "-", "6"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -174,6 +179,7 @@ def test_json_layout_keys_and_values() -> None:
         "requests": 1000,
         "served": 988,
         "rejected": 12,
+        "queue_wait_mean_seconds": 88.2,
         "queue_wait_p50_seconds": 41.5,
         "queue_wait_p95_seconds": 312.44,
         "queue_wait_p99_seconds": 1234.5,

@@ -48,6 +48,7 @@ def format_table(results: Sequence[PolicyResult]) -> str:
     columns = (
         _Column("policy", "", lambda r: r.name, left=True),
         _Column("routing", "", lambda r: r.routing, left=True),
+        _Column("wait mean", "(s)", lambda r: format_seconds(r.summary.wait_mean)),
         _Column("wait p50", "(s)", lambda r: format_seconds(r.summary.wait_p50)),
         _Column("wait p95", "(s)", lambda r: format_seconds(r.summary.wait_p95)),
         _Column("wait p99", "(s)", lambda r: format_seconds(r.summary.wait_p99)),

@@ -278,6 +278,7 @@ class _Run:
             requests=len(self.trace.arrivals),
             served=len(cluster.waits),
             rejected=cluster.rejected,
+            wait_mean=math.fsum(waits) / len(waits) if waits else 0.0,
             wait_p50=_percentile(waits, 0.50),
             wait_p95=_percentile(waits, 0.95),
             wait_p99=_percentile(waits, 0.99),

@@ -6,6 +6,7 @@ Times are seconds from the start of the trace. Per-second series use compact arr
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,7 +58,10 @@ class Trace:
 @dataclass(slots=True)
 class Summary:
     """One policy's figures. Keys of ``as_dict`` are stable (documented in
-    docs/simulate.md); times are seconds."""
+    docs/simulate.md); times are seconds.
+
+    ``wait_mean`` comes last so positional construction still works; NaN when it was
+    not measured (``null`` in JSON, ``-`` in the table)."""
 
     requests: int
     served: int
@@ -69,12 +73,14 @@ class Summary:
     reaction: float | None
     replica_seconds: float
     scale_events: int
+    wait_mean: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "served": self.served,
             "rejected": self.rejected,
+            "queue_wait_mean_seconds": self.wait_mean,
             "queue_wait_p50_seconds": self.wait_p50,
             "queue_wait_p95_seconds": self.wait_p95,
             "queue_wait_p99_seconds": self.wait_p99,
