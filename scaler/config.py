@@ -14,10 +14,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
+from scaler.config_bounds import (
+    MAX_FAILURE_THRESHOLD,
+    MAX_POLL_INTERVAL,
+    MAX_REPLICAS,
+    MAX_STALENESS,
+    MAX_TARGETS,
+    MIN_POLL_INTERVAL,
+    listed,
+    repeated,
+)
 from scaler.config_models import (
     BehaviorConfig,
     DirectConfig,
@@ -28,7 +38,8 @@ from scaler.config_models import (
     TargetConfig,
     TargetValueConfig,
 )
-from scaler.errors import ConfigError
+from scaler.config_yaml import read_yaml
+from scaler.errors import QUOTE_LIMIT, ConfigError, quote
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -59,8 +70,10 @@ class FallbackConfig(StrictModel):
     A floor, never a cut: with more replicas running, the controller keeps them.
     """
 
-    replicas: int = Field(ge=1)
-    failure_threshold: int = Field(default=3, ge=1, description="consecutive failed polls")
+    replicas: int = Field(ge=1, le=MAX_REPLICAS)
+    failure_threshold: int = Field(
+        default=3, ge=1, le=MAX_FAILURE_THRESHOLD, description="consecutive failed polls"
+    )
 
 
 class LeaderElectionConfig(StrictModel):
@@ -88,17 +101,24 @@ class ScalerConfig(StrictModel):
     prometheus_url: str = Field(
         default="http://prometheus:9090", pattern=r"^https?://[^\s/]+(/\S*)?$"
     )
-    poll_interval: float = Field(default=2.0, ge=0.5, description="seconds between polls")
+    poll_interval: float = Field(
+        default=2.0,
+        ge=MIN_POLL_INTERVAL,
+        le=MAX_POLL_INTERVAL,
+        description="seconds between polls",
+    )
     query_timeout: float | None = Field(
         default=None, gt=0, description="seconds; default 80 % of pollInterval"
     )
-    staleness: float = Field(default=10.0, gt=0, description="seconds a sample stays usable")
+    staleness: float = Field(
+        default=10.0, gt=0, le=MAX_STALENESS, description="seconds a sample stays usable"
+    )
     mode: Mode = Mode.ACTIVE
     fallback: FallbackConfig | None = None
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="/metrics, /healthz")
     metrics_host: str = "0.0.0.0"
-    targets: list[TargetConfig] = Field(min_length=1)
+    targets: list[TargetConfig] = Field(min_length=1, max_length=MAX_TARGETS)
 
     @property
     def timeout(self) -> float:
@@ -121,10 +141,9 @@ class ScalerConfig(StrictModel):
     @field_validator("targets")
     @classmethod
     def _unique_targets(cls, targets: list[TargetConfig]) -> list[TargetConfig]:
-        keys = [t.key for t in targets]
-        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        duplicates = repeated(t.key for t in targets)
         if duplicates:
-            raise ValueError(f"each Deployment may appear once: {', '.join(duplicates)}")
+            raise ValueError(f"each Deployment may appear once: {listed(duplicates)}")
         return targets
 
 
@@ -142,18 +161,8 @@ def load_config(path: Path | str | None = None) -> ScalerConfig:
     return parse_config(read_yaml(path), source=str(path))
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file's top-level mapping; ConfigError naming the file otherwise."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError([f"cannot read the file: {error.strerror}"], source=str(path)) from error
-    except yaml.YAMLError as error:
-        raise ConfigError([f"not valid YAML: {error}"], source=str(path)) from error
-    if not isinstance(data, dict):
-        got = type(data).__name__
-        raise ConfigError([f"the file must hold a mapping, not {got}"], source=str(path))
-    return data
+MAX_PROBLEMS = 20
+"""Problems an error lists; 20,000 bad targets must not make a 20,000-line message."""
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -164,29 +173,34 @@ def _location(loc: tuple[int | str, ...]) -> str:
         elif part.startswith(("function-", "tagged-union")):
             continue
         else:
-            text += f".{part}" if text else part
+            name = part if len(part) <= QUOTE_LIMIT else quote(part)  # a key can be huge too
+            text += f".{name}" if text else name
     return text or "(top level)"
 
 
 def _problems(error: ValidationError) -> list[str]:
-    problems = []
-    for item in error.errors(include_url=False):
-        key = _location(item["loc"])
-        kind = item["type"]
-        value = item.get("input")
-        ctx = item.get("ctx") or {}
-        if kind == "enum":
-            choices = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
-            problems.append(f"{key}: {value!r} is not one of {choices}")
-        elif kind == "extra_forbidden":
-            problems.append(f"{key}: unknown key{_suggest(item['loc'])}")
-        elif kind == "missing":
-            problems.append(f"{key}: required key is missing")
-        elif kind == "value_error":
-            problems.append(f"{key}: {item['msg'].removeprefix('Value error, ')}")
-        else:
-            problems.append(f"{key}: {item['msg']} (got {value!r})")
+    items = error.errors(include_url=False)
+    problems = [_problem(item) for item in items[:MAX_PROBLEMS]]
+    if len(items) > MAX_PROBLEMS:
+        problems.append(f"… and {len(items) - MAX_PROBLEMS} more problems")
     return problems
+
+
+def _problem(item: ErrorDetails) -> str:
+    key = _location(item["loc"])
+    kind = item["type"]
+    value = quote(item.get("input"))
+    ctx = item.get("ctx") or {}
+    if kind == "enum":
+        choices = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+        return f"{key}: {value} is not one of {choices}"
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key{_suggest(item['loc'])}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    if kind == "value_error":
+        return f"{key}: {item['msg'].removeprefix('Value error, ')}"
+    return f"{key}: {item['msg']} (got {value})"
 
 
 _KNOWN_KEYS = {
@@ -209,5 +223,7 @@ _KNOWN_KEYS = {
 
 def _suggest(loc: tuple[int | str, ...]) -> str:
     name = str(loc[-1]) if loc else ""
+    if len(name) > 64:  # no key is this long; difflib's cost grows with the length
+        return ""
     close = difflib.get_close_matches(name, sorted(_KNOWN_KEYS), n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -21,6 +21,19 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from scaler.config_bounds import (
+    MAX_INT32,
+    MAX_METRICS,
+    MAX_POLL_INTERVAL,
+    MAX_REPLICAS,
+    MAX_SLOTS_PER_POD,
+    MIN_POLL_INTERVAL,
+    check_target_value,
+    listed,
+    quantity,
+    repeated,
+)
+from scaler.errors import quote
 from scaler.policy import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
@@ -36,9 +49,8 @@ from scaler.policy import (
     TargetType,
 )
 from scaler.policy.metrics import ALLOWED_TARGETS
-from scaler.quantity import parse_quantity
 
-Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+Quantity = Annotated[float, BeforeValidator(quantity)]
 _RANGE = re.compile(r"\[(\d+(?:\.\d+)?)(ms|s|m|h)\]")
 _RANGE_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DNS_LABEL = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
@@ -52,6 +64,7 @@ class StrictModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,  # inf validates every bound below and then breaks a poll
     )
 
 
@@ -59,7 +72,7 @@ class PolicyConfig(StrictModel):
     """``HPAScalingPolicy``: at most ``value`` pods or percent per ``periodSeconds``."""
 
     type: PolicyType
-    value: int = Field(gt=0)
+    value: int = Field(gt=0, le=MAX_INT32, description="pods or percent; int32 as in the HPA")
     period_seconds: int = Field(gt=0, le=1800, description="seconds, 1..1800 as in the HPA")
 
 
@@ -108,7 +121,9 @@ class TargetValueConfig(StrictModel):
     type: TargetType
     value: Quantity | None = Field(default=None, gt=0)
     average_value: Quantity | None = Field(default=None, gt=0)
-    average_utilization: int | None = Field(default=None, gt=0, description="percent")
+    average_utilization: int | None = Field(
+        default=None, gt=0, le=MAX_INT32, description="percent; int32 as in the HPA"
+    )
 
     @model_validator(mode="after")
     def _one_matching_field(self) -> TargetValueConfig:
@@ -119,6 +134,8 @@ class TargetValueConfig(StrictModel):
                 f"type {self.type.value} needs exactly the field {to_camel(field)!r}"
                 f" (given: {', '.join(to_camel(g) for g in given) or 'none'})"
             )
+        if field != "average_utilization":
+            check_target_value(to_camel(field), self.number)
         return self
 
     @property
@@ -159,7 +176,7 @@ class DirectConfig(StrictModel):
         if host is None or _is_ip(host) or _is_dns_name(host):
             return host
         raise ValueError(
-            f"{host!r} is neither a DNS name nor an IP address "
+            f"{quote(host)} is neither a DNS name nor an IP address "
             "(e.g. scaler-router-headless.chatbot.svc.cluster.local, without a scheme or port)"
         )
 
@@ -265,14 +282,17 @@ class TargetConfig(StrictModel):
     namespace: str = Field(min_length=1, max_length=63)
     deployment: str = Field(min_length=1, max_length=253)
     min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(ge=1)
-    metrics: list[MetricConfig] = Field(min_length=1)
+    max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
+    metrics: list[MetricConfig] = Field(min_length=1, max_length=MAX_METRICS)
     behavior: BehaviorConfig | None = Field(
         default=None,
         description="absent: the HPA's legacy path, as for an HPA without behavior",
     )
     poll_interval: float | None = Field(
-        default=None, ge=0.5, description="seconds; default: the file's pollInterval"
+        default=None,
+        ge=MIN_POLL_INTERVAL,
+        le=MAX_POLL_INTERVAL,
+        description="seconds; default: the file's pollInterval",
     )
     container: str | None = Field(
         default=None, description="count only this container's CPU request (Utilization)"
@@ -280,6 +300,7 @@ class TargetConfig(StrictModel):
     slots_per_pod: int = Field(
         default=1,
         ge=1,
+        le=MAX_SLOTS_PER_POD,
         description="requests each pod serves at once (OLLAMA_NUM_PARALLEL); "
         "AverageValue targets are per slot",
     )
@@ -290,10 +311,15 @@ class TargetConfig(StrictModel):
             raise ValueError(
                 f"minReplicas {self.min_replicas} is greater than maxReplicas {self.max_replicas}"
             )
-        names = [m.name for m in self.metrics]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(m.name for m in self.metrics)
         if duplicates:
-            raise ValueError(f"metric names must be unique: {', '.join(duplicates)}")
+            raise ValueError(f"metric names must be unique: {listed(duplicates)}")
+        for metric in self.metrics:
+            if metric.target.type is TargetType.AVERAGE_VALUE:  # per slot: times slotsPerPod
+                check_target_value(
+                    f"metrics {metric.name}: averageValue * slotsPerPod",
+                    metric.target.number * self.slots_per_pod,
+                )
         return self
 
     @property

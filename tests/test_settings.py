@@ -62,3 +62,16 @@ def test_an_explicit_path_wins_over_the_environment(
     assert load_settings(DEFAULT_CONFIG_PATH).targets[0].deployment == "ollama"
     with pytest.raises(ConfigError, match=r"absent\.yaml: invalid configuration:\n  cannot read"):
         load_settings()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e400", "301"])
+def test_a_poll_interval_the_loop_cannot_keep_is_refused(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 13 point 2: SCALER_POLL_INTERVAL=inf validated, and no poll followed the first.
+    monkeypatch.delenv("SCALER_CONFIG", raising=False)
+    monkeypatch.setenv("SCALER_POLL_INTERVAL", value)
+    with pytest.raises(ConfigError, match=r"with SCALER_POLL_INTERVAL") as caught:
+        load_settings()
+    (problem,) = caught.value.problems
+    assert problem.startswith("pollInterval: Input should be")
