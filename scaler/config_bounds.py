@@ -18,9 +18,10 @@ from scaler.quantity import parse_quantity
 
 MAX_INT32 = 2**31 - 1
 """The HPA's replica counts, policy values and utilization percent are int32."""
-MAX_REPLICAS = 10_000
-"""maxReplicas (and a fallback's replicas): far beyond any Ollama Deployment, and a
-bound on what ``scaler simulate`` models per pod."""
+MAX_REPLICAS = MAX_INT32
+"""maxReplicas (and a fallback's replicas): the scale subresource's replicas is an
+int32, so a larger count could never be patched. ``scaler simulate`` keeps its own,
+lower bound on the pods it models."""
 MAX_TARGETS = 1_000
 """Deployments one controller scales; each is polled every interval."""
 MAX_METRICS = 32

@@ -84,8 +84,8 @@ from tests.test_config import BASE, _problems, _with
         ),
         pytest.param(
             "maxReplicas",
-            10_001,
-            "targets[0].maxReplicas: Input should be less than or equal to 10000 (got 10001)",
+            2**31,
+            "targets[0].maxReplicas: Input should be less than or equal to 2147483647",
             id="max-replicas-bound",
         ),
         pytest.param(
@@ -133,7 +133,7 @@ def test_values_a_poll_cannot_use_are_refused(path: str, value: Any, expected: s
         ("staleness", float("inf"), "staleness: Input should be a finite number"),
         ("staleness", 7200, "staleness: Input should be less than or equal to 3600"),
         ("queryTimeout", float("nan"), "queryTimeout: Input should be a finite number"),
-        ("fallback", {"replicas": 10**6}, "fallback.replicas: Input should be less than or"),
+        ("fallback", {"replicas": 2**31}, "fallback.replicas: Input should be less than or"),
     ],
 )
 def test_top_level_durations_and_counts_are_finite_and_bounded(
