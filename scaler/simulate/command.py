@@ -9,13 +9,23 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from array import array
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from scaler.errors import UsageError
+from scaler.simulate.atomic import OutputError, check_outputs
+from scaler.simulate.bounds import (
+    MAX_CPU_TARGET,
+    MAX_DURATION,
+    MAX_PARALLEL,
+    MAX_REPLICAS,
+    MAX_REQUESTS,
+    check_range,
+)
+from scaler.simulate.bounds import MAX_TOKENS_PER_SECOND as MAX_TPS
 from scaler.simulate.model import ROUTINGS, ModelParams
+from scaler.simulate.outputs import write_outputs
 from scaler.simulate.policies import (
     BUILT_IN,
     DEFAULT_POLICIES,
@@ -27,7 +37,7 @@ from scaler.simulate.progress import Progress
 from scaler.simulate.sampling import MAX_TOKEN_SPREAD
 from scaler.simulate.scenarios import DEFAULT_SCENARIO, SCENARIOS, build_scenario
 from scaler.simulate.session import Simulation, simulate
-from scaler.simulate.types import PolicyResult, SimulationError, Trace, TraceError
+from scaler.simulate.types import SimulationError, Trace, TraceError
 
 # The bounds the manifests deploy: the router's whole queue, and each pod's proxy
 # queue where there is no router (the cpu-hpa overlay).
@@ -126,9 +136,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     params = _params(args)
     policies = _policies(args)
-    for path in (args.csv, args.plot):
-        if path is not None and not path.parent.is_dir():
-            raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+    try:
+        check_outputs({"--csv": args.csv, "--plot": args.plot})
+    except OutputError as error:
+        raise UsageError(str(error)) from error
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib: pip install 'scaler[plot]'")
     trace = _trace(args)
@@ -137,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     )
     with Progress(trace.duration * len(policies), stream=sys.stderr) as bar:
         results, burst_at = simulate(simulation, progress=bar.update)
-    _write_outputs(args, trace, params, results, burst_at)
+    write_outputs(args, trace, params, results, burst_at)
     return 0
 
 
@@ -148,25 +159,26 @@ def _params(args: argparse.Namespace) -> ModelParams:
     if args.completion_tokens_per_second is not None:
         rates["completion_tokens_per_second"] = args.completion_tokens_per_second
     checks = {
-        "--parallel": (args.parallel, 1),
-        "--max-queue": (0 if args.max_queue is None else args.max_queue, 0),
-        "--cold-start": (args.cold_start, 0),
-        "--capacity": (1 if args.capacity is None else args.capacity, 1),
-        "--prompt-tokens-per-second": (rates["prompt_tokens_per_second"], 1e-9),
-        "--completion-tokens-per-second": (rates["completion_tokens_per_second"], 1e-9),
-        "--cpu-hpa-lag": (args.cpu_hpa_lag, 0),
-        "--cpu-target": (args.cpu_target, 1),
-        "--step": (args.step, 1),
-        "--token-spread": (args.token_spread, 0),
+        "--parallel": (args.parallel, 1, MAX_PARALLEL),
+        "--max-queue": (0 if args.max_queue is None else args.max_queue, 0, MAX_REQUESTS),
+        "--cold-start": (args.cold_start, 0, MAX_DURATION),
+        "--capacity": (1 if args.capacity is None else args.capacity, 1, MAX_REPLICAS),
+        "--prompt-tokens-per-second": (rates["prompt_tokens_per_second"], 1e-9, MAX_TPS),
+        "--completion-tokens-per-second": (
+            rates["completion_tokens_per_second"],
+            1e-9,
+            MAX_TPS,
+        ),
+        "--cpu-hpa-lag": (args.cpu_hpa_lag, 0, MAX_DURATION),
+        "--cpu-target": (args.cpu_target, 1, MAX_CPU_TARGET),
+        "--step": (args.step, 1, MAX_DURATION),
+        "--token-spread": (args.token_spread, 0, MAX_TOKEN_SPREAD),
     }
-    for option, (value, lowest) in checks.items():
-        if not value >= lowest:
-            raise UsageError(f"{option} {value:g} is out of range (at least {lowest:g})")
-    if not args.token_spread <= MAX_TOKEN_SPREAD:
-        spread = args.token_spread
-        raise UsageError(
-            f"--token-spread {spread:g} is out of range (at most {MAX_TOKEN_SPREAD:g})"
-        )
+    try:
+        for option, (value, lowest, highest) in checks.items():
+            check_range(option, value, lowest, highest)
+    except SimulationError as error:
+        raise UsageError(str(error)) from error
     params = replace(
         ModelParams(),
         parallel=args.parallel,
@@ -190,7 +202,7 @@ def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
         raise UsageError(f"a policy is named twice: {', '.join(names)}")
     try:
         routing = None if args.routing is None else parse_routing(args.routing, what="--routing")
-        return tuple(
+        policies = tuple(
             build_policy(
                 name,
                 routing=routing,
@@ -204,6 +216,14 @@ def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
         )
     except SimulationError as error:
         raise UsageError(str(error)) from error
+    for policy in policies:
+        most = policy.static_replicas if policy.spec is None else policy.spec.max_replicas
+        if most is not None and most > MAX_REPLICAS:  # each pod is modelled one by one
+            raise UsageError(
+                f"policy {policy.name!r}: {most:,} replicas, more than the "
+                f"{MAX_REPLICAS:,} the simulator runs"
+            )
+    return policies
 
 
 def _trace(args: argparse.Namespace) -> Trace:
@@ -214,15 +234,12 @@ def _trace(args: argparse.Namespace) -> Trace:
         if args.trace is not None:
             from scaler.simulate.trace_csv import load_trace_csv
 
-            try:
-                return load_trace_csv(args.trace, seed=args.seed, token_spread=args.token_spread)
-            except TraceError as error:  # a malformed file is bad input: exit 2
-                raise UsageError(str(error)) from error
+            return load_trace_csv(args.trace, seed=args.seed, token_spread=args.token_spread)
         if args.from_prometheus is not None:
             return _prometheus_trace(args)
         name = args.scenario or DEFAULT_SCENARIO
         return build_scenario(name, seed=args.seed, token_spread=args.token_spread)
-    except SimulationError as error:
+    except (SimulationError, TraceError) as error:  # a bad trace is bad input: exit 2
         raise UsageError(str(error)) from error
 
 
@@ -245,48 +262,3 @@ def _prometheus_trace(args: argparse.Namespace) -> Trace:
         seed=args.seed,
         token_spread=args.token_spread,
     )
-
-
-def _write_outputs(
-    args: argparse.Namespace,
-    trace: Trace,
-    params: ModelParams,
-    results: list[PolicyResult],
-    burst_at: float | None,
-) -> None:
-    from scaler.simulate.report import compare, format_table, to_json
-
-    arrivals = trace.arrivals_per_second() if args.csv or args.plot else array("i")
-    if args.csv is not None:
-        from scaler.simulate.timeline_csv import write_timeline_csv
-
-        write_timeline_csv(args.csv, arrivals, results)
-    if args.plot is not None:
-        from scaler.simulate.plot import write_plot
-
-        title = f"{trace.name}: {len(trace.arrivals)} requests over {trace.duration / 60:.0f} min"
-        write_plot(args.plot, arrivals, results, title=title, burst_at=burst_at)
-    if args.json:
-        meta = {
-            "scenario": trace.name,
-            "seed": args.seed,
-            "duration_seconds": trace.duration,
-            "hardware": args.hardware,
-            "parallel": args.parallel,
-            "max_queue": params.max_queue,
-            "router_max_queue": params.router_max_queue,
-            "cold_start_seconds": args.cold_start,
-            "capacity": args.capacity,
-            "burst_at_seconds": burst_at,
-        }
-        print(to_json(results, meta=meta))
-        return
-    print(
-        f"{trace.name}: {len(trace.arrivals)} requests over {trace.duration:g} s, seed {args.seed}"
-    )
-    if args.capacity is not None:
-        print(f"capacity: {args.capacity} pods run at most; the others stay Pending")
-    print(format_table(results))
-    line = compare(results)
-    if line:
-        print(line)

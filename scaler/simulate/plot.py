@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from scaler.simulate.atomic import StrPath, atomic_binary
+from scaler.simulate.atomic import OutputBatch, StrPath, atomic_binary
 from scaler.simulate.report import format_seconds, format_share, routing_words
 from scaler.simulate.timeline_csv import check_timelines
 from scaler.simulate.types import PolicyResult
@@ -71,8 +71,10 @@ def write_plot(
     *,
     title: str,
     burst_at: float | None = None,
+    batch: OutputBatch | None = None,
 ) -> None:
-    """Render the runs to a PNG at ``path``, replacing it atomically.
+    """Render the runs to a PNG at ``path``, replacing it atomically (when ``batch``
+    commits, if one is given).
 
     ``arrivals_per_second`` and every timeline hold one entry per second. ``burst_at``
     (seconds), when known, is marked with a vertical line in every panel. Raises
@@ -108,7 +110,7 @@ def write_plot(
     _label_time_axis(axes[-1, 0], n, unit_name, bucket)
     fig.suptitle(title, fontsize=13, fontweight="bold")
     _legend(fig, with_burst=burst_at is not None)
-    with atomic_binary(path) as f:
+    with atomic_binary(path, batch) as f:
         fig.savefig(f, format="png")
 
 

@@ -19,7 +19,7 @@ import io
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 
-from scaler.simulate.atomic import StrPath, atomic_text
+from scaler.simulate.atomic import OutputBatch, StrPath, atomic_text
 from scaler.simulate.types import PolicyResult
 
 _FIELDS = ("desired", "ready", "queue", "signal", "reason")
@@ -29,8 +29,11 @@ def write_timeline_csv(
     path: StrPath,
     arrivals_per_second: array[int],
     results: Sequence[PolicyResult],
+    *,
+    batch: OutputBatch | None = None,
 ) -> None:
-    """Write the timeline of every policy to ``path``, replacing it atomically.
+    """Write the timeline of every policy to ``path``, replacing it atomically (when
+    ``batch`` commits, if one is given).
 
     Raises ``ValueError`` when a policy's timeline does not have one entry per second
     of ``arrivals_per_second`` or names a reason index it does not define; nothing is
@@ -42,7 +45,7 @@ def write_timeline_csv(
     for result in results:
         header += [f"{result.name}_{field}" for field in _FIELDS]
     row_format = "%d,%d" + ",%d,%d,%d,%.6g,%s" * len(results) + "\r\n"
-    with atomic_text(path) as f:
+    with atomic_text(path, batch) as f:
         f.write(_csv_line(header))
         f.writelines(
             map(

@@ -21,6 +21,9 @@ Example (one minute at 1 request/s, then a minute at 0.1 request/s)::
     0,1.0,300
     60,0.1,300
 
+A trace may cover at most 30 days and offer at most 5,000,000 requests (for a ``rate``,
+the expected count; ``bounds``), checked before anything is drawn.
+
 Errors name the file, line, column and value, e.g.
 ``trace.csv:7: column 'arrivals': 'abc' is not a number``; nothing is returned on
 error. A 7-day trace at 1 s resolution (604,800 rows) loads in about a second, two
@@ -39,6 +42,7 @@ from itertools import islice
 from operator import mul, sub
 from typing import TypeVar
 
+from scaler.simulate.bounds import check_load, show_number
 from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.sampling import poisson_counts, trace_from_intervals
 from scaler.simulate.trace_csv_parse import (
@@ -70,8 +74,7 @@ def load_trace_csv(path: str | os.PathLike[str], *, seed: int, token_spread: flo
             header, columns = _read(where, read_columns_checked)
         else:
             columns = fast
-        name = os.path.basename(where)
-        return _generate(columns, header, seed, name=name, token_spread=token_spread)
+        return _generate(columns, header, seed, where=where, token_spread=token_spread)
 
 
 def _read(where: str, read_columns: Callable[[Reader, Header, str], _T]) -> tuple[Header, _T]:
@@ -90,20 +93,29 @@ def _read(where: str, read_columns: Callable[[Reader, Header, str], _T]) -> tupl
         raise TraceError(f"{where}: not UTF-8 text ({e.reason})") from e
 
 
-def _generate(cols: Columns, header: Header, seed: int, *, name: str, token_spread: float) -> Trace:
-    """Draw the requests of every row (the rows are already validated)."""
+def _generate(
+    cols: Columns, header: Header, seed: int, *, where: str, token_spread: float
+) -> Trace:
+    """Draw the requests of every row (the rows are already validated, the bounds
+    are checked here, before anything is drawn)."""
     rng = random.Random(seed)
-    times = cols.times
+    times, load = cols.times, cols.load
     n = len(times)
     last_width = times[-1] - times[-2] if n > 1 else 1.0
     widths = array("d", map(sub, islice(times, 1, None), times))
     widths.append(last_width)
-    if header.load_name == "rate":
-        counts = poisson_counts(rng, map(mul, cols.load, widths))
+    rate = header.load_name == "rate"
+    # An overflow to inf is caught by the bound as well.
+    offered = sum(map(mul, load, widths)) if rate else sum(load)
+    top = load.index(max(load))
+    largest = f"{header.load_name} {show_number(load[top])} at {show_number(times[top])} s"
+    check_load(times[-1] + last_width, offered, where=where, largest=largest)
+    if rate:
+        counts = poisson_counts(rng, map(mul, load, widths))
     else:
-        counts = list(map(int, cols.load))
+        counts = list(map(int, load))
     return trace_from_intervals(
-        name,
+        os.path.basename(where),
         starts=times,
         widths=widths,
         counts=counts,
