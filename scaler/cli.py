@@ -209,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if args.command else 0
     try:
         result: int = handler(args)
+        sys.stdout.flush()  # here, so a reader that left is seen inside the try
+    except BrokenPipeError:
+        return _reader_left()
     except (UsageError, ConfigError) as error:
         print(f"scaler: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -216,6 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scaler: {error}", file=sys.stderr)
         return EXIT_ERROR
     return result
+
+
+def _reader_left() -> int:
+    """``scaler config check F | head -3``: the reader closed the pipe. Quietly, as
+    the Python docs' note on SIGPIPE does it: point stdout at /dev/null so the
+    interpreter's last flush at exit cannot raise again, and exit 1."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +35,58 @@ def test_config_check_of_a_bad_file_exits_2_naming_the_key(
     assert main(["config", "check", str(path)]) == 2
     err = capsys.readouterr().err
     assert "targets[0].behavior.scaleUp.selectPolicy: 'Fastest' is not one of Max, Min" in err
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["simulate", "--scenario", "burst"]])
+def test_a_reader_that_leaves_early_gets_no_traceback(command: list[str]) -> None:
+    # Issue 13 point 7: `scaler config check FILE | head -3` ended in a BrokenPipeError
+    # traceback. The pipe's reading end is closed before scaler starts, so every write
+    # fails, whatever the timing.
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "scaler.cli", *command],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.stderr.decode() == ""
+    assert done.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"targets: \xff\n", "not UTF-8 text: byte 0xff at offset 9"),
+        (b"a: " + b"[" * 500 + b"]" * 500, "refused: collections nest deeper than 32 levels"),
+        (
+            b"targets:\n- {namespace: a, deployment: b, maxReplicas: 3, metrics: [{name: q,"
+            b" query: x, target: {type: AverageValue, averageValue: .inf}}]}\n",
+            "averageValue: Input should be a finite number (got inf)",
+        ),
+        (
+            b"targets:\n- {namespace: a, deployment: b, maxReplicas: 3, metrics: [{name: q,"
+            b" query: x, target: {type: AverageValue, averageValue: 0.0004}}]}\n",
+            "averageValue 0.0004 is below 1m (0.001)",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["config", "check"], ["simulate", "--config"]])
+def test_a_config_no_poll_could_use_exits_2_naming_it(
+    content: bytes,
+    expected: str,
+    command: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "scaler.yaml"
+    path.write_bytes(content)
+    assert main([*command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"scaler: {path}: invalid configuration:\n")
+    assert expected in err
+    assert "Traceback" not in err
