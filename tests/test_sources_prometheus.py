@@ -23,10 +23,12 @@ from aiohttp.test_utils import TestServer
 
 from scaler.errors import ConfigError
 from scaler.sources.base import (
+    MAX_PLAUSIBLE,
     BadResponse,
     ConnectionFailed,
     EmptyResult,
     HttpStatus,
+    ImplausibleValue,
     MissingLabel,
     MultipleSeries,
     NotFinite,
@@ -216,6 +218,39 @@ async def test_an_exported_nan_is_not_finite_and_names_the_pod(
 async def test_an_infinity_is_not_finite(prom: PrometheusSource, query: str, shown: str) -> None:
     with pytest.raises(NotFinite, match=f"returned {shown}$"):
         await prom.value(query, now=time.time())
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        pytest.param("vector(-5)", "-5", id="negative-vector"),
+        pytest.param("-0.001", "-0.001", id="negative-scalar"),
+        pytest.param("vector(1e13)", "1e[+]13", id="absurdly-large"),
+    ],
+)
+async def test_a_value_no_queue_or_cpu_can_have_is_implausible(
+    prom: PrometheusSource, query: str, shown: str
+) -> None:
+    # Issue 13, point 4: -5 for the queue took a Deployment 3 -> 2.
+    with pytest.raises(ImplausibleValue, match=f"returned {shown}, "):
+        await prom.value(query, now=time.time())
+
+
+@pytest.mark.parametrize("value", [0.0, MAX_PLAUSIBLE])
+async def test_the_plausible_range_includes_its_ends(prom: PrometheusSource, value: float) -> None:
+    sample = await prom.value(f"vector({value!r})", now=time.time())
+    assert sample.value == value
+
+
+async def test_an_exported_negative_value_is_implausible_and_names_the_pod(
+    prom: PrometheusSource, exporter: Exporter, exporter_namespace: str
+) -> None:
+    exporter.set_queue_depth("ollama-0", 1, namespace=exporter_namespace)
+    exporter.set_queue_depth("ollama-1", -5, namespace=exporter_namespace)
+    query = _queue(exporter_namespace)
+    await _scraped(prom, query, series=2)
+    with pytest.raises(ImplausibleValue, match="for pod 'ollama-1' returned -5, "):
+        await prom.per_pod(query, now=time.time())
 
 
 async def test_a_query_prometheus_rejects_is_an_http_status_with_prometheus_error(

@@ -10,10 +10,13 @@ import aiohttp
 import pytest
 
 from scaler.sources.base import (
+    MAX_PLAUSIBLE,
     BadResponse,
     ConnectionFailed,
     EmptyResult,
     HttpStatus,
+    ImplausibleValue,
+    IncompleteReading,
     MetricUnavailable,
     QueryTimeout,
 )
@@ -52,8 +55,14 @@ async def test_one_pod_that_cannot_be_read_fails_the_whole_reading() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("ollama_proxy_queue_depth 3.0\n", 3.0, id="plain"),
-        pytest.param('ollama_proxy_queue_depth{model="x"} 2\n', 2.0, id="labelled"),
+        pytest.param(
+            "ollama_proxy_queue_depth 3.0\nollama_proxy_requests_in_flight 0\n", 3.0, id="plain"
+        ),
+        pytest.param(
+            'ollama_proxy_queue_depth{model="x"} 2\nollama_proxy_requests_in_flight{a="b"} 1\n',
+            3.0,
+            id="labelled",
+        ),
         pytest.param(
             "# HELP ollama_proxy_queue_depth q\nollama_proxy_queue_depth 1 1700000000000\n"
             "ollama_proxy_queue_depth_max 50\nollama_proxy_requests_in_flight 2\n",
@@ -71,6 +80,41 @@ def test_sum_series_names_what_is_wrong() -> None:
         sum_series("ollama_proxy_queue_depth lots\n", SERIES, source="x")
     with pytest.raises(EmptyResult, match="exports none of"):
         sum_series("something_else 1\n", SERIES, source="x")
+
+
+def test_a_pod_missing_one_of_the_series_counts_as_unread() -> None:
+    # Issue 13, point 4: a pod exporting only one of the series was fully read.
+    with pytest.raises(IncompleteReading, match="exports ollama_proxy_queue_depth but not "):
+        sum_series("ollama_proxy_queue_depth 3\n", SERIES, source="x")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        pytest.param("ollama_proxy_queue_depth -5\nollama_proxy_requests_in_flight 0\n", "-5"),
+        pytest.param("ollama_proxy_queue_depth 1e13\nollama_proxy_requests_in_flight 0\n", "1e"),
+    ],
+)
+def test_a_sample_no_queue_can_have_is_implausible(text: str, shown: str) -> None:
+    with pytest.raises(ImplausibleValue, match=f"x: ollama_proxy_queue_depth = {shown}"):
+        sum_series(text, SERIES, source="x")
+
+
+async def test_one_pod_exporting_a_negative_queue_fails_the_whole_reading() -> None:
+    async with stand_ins(3) as (proxies, urls), aiohttp.ClientSession() as session:
+        for proxy in proxies:
+            proxy.queue.set(1)
+        proxies[2].queue.set(-5)  # issue 13: -5 from pods took a Deployment 6 -> 2
+        with pytest.raises(ImplausibleValue, match="-5"):
+            await ProxyScraper(session, timeout=1).total(urls, SERIES, now=0)
+
+
+async def test_a_total_beyond_the_bound_is_implausible() -> None:
+    async with stand_ins(2) as (proxies, urls), aiohttp.ClientSession() as session:
+        for proxy in proxies:
+            proxy.queue.set(MAX_PLAUSIBLE)  # each at the bound; together beyond it
+        with pytest.raises(ImplausibleValue, match=r"sum to 2e\+12"):
+            await ProxyScraper(session, timeout=1).total(urls, SERIES, now=0)
 
 
 # --- the routers behind one name --------------------------------------------------

@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from scaler.config import MetricConfig, Mode, ScalerConfig, TargetConfig
+from scaler.config import Mode, ScalerConfig, TargetConfig
 from scaler.controller.capacity import report_unschedulable, unschedulable
 from scaler.controller.metrics import ControllerMetrics
 from scaler.controller.overrides import hpa_conflict, manual_control, with_fallback
+from scaler.controller.reading import MetricReader
 from scaler.controller.victims import VictimMarker, report
 from scaler.kube.base import Actuator, KubeError, Workload
 from scaler.logs import FIELDS
@@ -24,19 +25,15 @@ from scaler.policy import (
     MetricReading,
     Observation,
     Pod,
-    PodSample,
-    PodValues,
     PolicySpec,
     Reason,
-    SourceType,
-    TotalValue,
     Unavailable,
     decide,
     record_scale,
     remember,
 )
-from scaler.sources.base import MetricSource, MetricUnavailable
-from scaler.sources.proxies import ProxyScraper, endpoint_urls
+from scaler.sources.base import MetricSource
+from scaler.sources.proxies import ProxyScraper
 
 log = logging.getLogger("scaler.controller")
 
@@ -49,7 +46,6 @@ class TargetState:
     failures: int = 0
     last_good_poll: float | None = None
     conflict_reported: bool = False
-    ready_ips: tuple[str, ...] = ()  # ready pods' IPs at the last observe, for direct reads
     last_reason: Reason | None = None
     marking_failed: bool = False  # the last marking of victims failed (logged once)
     unschedulable: int = 0  # pods no node could take at the last observe (logged on change)
@@ -71,16 +67,17 @@ class TargetReconciler:
         victims: VictimMarker | None = None,
     ) -> None:
         self.target = target
-        self.direct = direct
         self.victims = victims
         self.config = config
-        self.source = source
         self.actuator = actuator
         self.metrics = metrics
         self.is_leader = is_leader
         self.spec: PolicySpec = target.to_policy()
         self.state = TargetState()
         self.labels = (target.namespace, target.deployment)
+        self.reader = MetricReader(
+            key=target.key, labels=self.labels, source=source, direct=direct, metrics=metrics
+        )
 
     @property
     def poll_interval(self) -> float:
@@ -89,7 +86,7 @@ class TargetReconciler:
     async def reconcile(self, now: float) -> Decision | None:
         """One poll at ``now`` (unix seconds). Returns the decision, or None when the
         Deployment could not be read (nothing to decide from)."""
-        readings_task = asyncio.gather(*(self._read(m, now) for m in self.target.metrics))
+        readings_task = asyncio.gather(*(self.reader.read(m, now) for m in self.target.metrics))
         try:
             workload = await self.actuator.observe(self.target.namespace, self.target.deployment)
         except KubeError as error:
@@ -105,7 +102,7 @@ class TargetReconciler:
         readings = dict(
             zip((m.name for m in self.target.metrics), await readings_task, strict=True)
         )
-        self.state.ready_ips = tuple(
+        self.reader.ready_ips = tuple(
             workload.pod_ips[pod.name]
             for pod in workload.pods
             if _serving(pod) and pod.name in workload.pod_ips
@@ -115,50 +112,6 @@ class TargetReconciler:
         self._export(workload, decision, now)
         self._log(decision, action)
         return decision
-
-    async def _read(self, metric: MetricConfig, now: float) -> MetricReading:
-        if metric.direct is not None and self.direct is not None:
-            reading = await self._read_direct(metric, now)
-            if reading is not None:
-                return reading
-        try:
-            if metric.type is SourceType.EXTERNAL:
-                sample = await self.source.value(metric.query, now=now)
-                self.metrics.metric_reads.labels(*self.labels, metric.name, "prometheus").inc()
-                return TotalValue(sample.value)
-            series = await self.source.per_pod(metric.query, now=now)
-        except MetricUnavailable as error:
-            self.metrics.metric_errors.labels(*self.labels, metric.name, error.kind).inc()
-            return Unavailable(f"{error.kind}: {error}")
-        self.metrics.metric_reads.labels(*self.labels, metric.name, "prometheus").inc()
-        window = metric.rate_window or 0.0
-        return PodValues(
-            {pod: PodSample(s.value, s.timestamp, window) for pod, s in series.samples.items()}
-        )
-
-    async def _read_direct(self, metric: MetricConfig, now: float) -> MetricReading | None:
-        """The pods' proxies, or the routers behind ``host``, read directly; or None to
-        fall back to Prometheus."""
-        direct = metric.direct
-        assert direct is not None and self.direct is not None
-        try:
-            if direct.host is None:
-                urls = endpoint_urls(self.state.ready_ips, direct.port, direct.path)
-                sample = await self.direct.total(urls, direct.series, now=now)
-            else:
-                sample = await self.direct.total_behind(
-                    direct.host, port=direct.port, path=direct.path, series=direct.series, now=now
-                )
-        except MetricUnavailable as error:
-            self.metrics.metric_errors.labels(*self.labels, metric.name, error.kind).inc()
-            log.debug(
-                "direct read failed, using Prometheus: %s",
-                error,
-                extra={FIELDS: {"target": self.target.key, "metric": metric.name}},
-            )
-            return None
-        self.metrics.metric_reads.labels(*self.labels, metric.name, "direct").inc()
-        return TotalValue(sample.value)
 
     def _decide(
         self, workload: Workload, readings: dict[str, MetricReading], now: float

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Final, Protocol
 
 from scaler.errors import ScalerError
 
@@ -89,6 +89,37 @@ class StaleSample(MetricUnavailable):
     kind = "stale"
 
 
+class ImplausibleValue(MetricUnavailable):
+    """A value no queue, CPU or in-flight count can have: negative, or beyond
+    ``MAX_PLAUSIBLE``. The metric counts as missing, so it never scales down."""
+
+    kind = "implausible"
+
+
+class IncompleteReading(MetricUnavailable):
+    """An exporter answered with only some of the series to sum: counted as unread."""
+
+    kind = "incomplete"
+
+
+MAX_PLAUSIBLE: Final = 1e12
+"""The largest value a reading may have: far beyond any queue, CPU cores or requests
+in flight, and small enough that its milli-units (x 1000) are exact in a float (below
+2^53) and fit the int64 the HPA computes in."""
+
+
+def plausible(value: float, what: str) -> float:
+    """``value`` if a queue, CPU or in-flight count can have it (0..``MAX_PLAUSIBLE``);
+    else ``ImplausibleValue`` saying what returned it. NaN and infinities are
+    ``NotFinite``: check those first."""
+    if 0.0 <= value <= MAX_PLAUSIBLE:
+        return value
+    raise ImplausibleValue(
+        f"{what} {value:g}, which no queue, CPU or in-flight count can be "
+        f"(0..{MAX_PLAUSIBLE:g}); the metric counts as missing"
+    )
+
+
 FAILURE_KINDS: tuple[str, ...] = tuple(
     cls.kind
     for cls in (
@@ -101,6 +132,8 @@ FAILURE_KINDS: tuple[str, ...] = tuple(
         ConnectionFailed,
         BadResponse,
         StaleSample,
+        ImplausibleValue,
+        IncompleteReading,
     )
 )
 

@@ -35,6 +35,7 @@ from scaler.sources.base import (
     QueryTimeout,
     Sample,
     StaleSample,
+    plausible,
 )
 
 QUERY_SHOWN: Final = 120
@@ -93,6 +94,7 @@ class PrometheusSource:
             raise BadResponse(f"{_q(query)}: unexpected result shape: {error!r}") from error
         if not math.isfinite(sample.value):
             raise NotFinite(f"{_q(query)} returned {_number(sample.value)}")
+        plausible(sample.value, f"{_q(query)} returned")
         return sample
 
     async def per_pod(self, query: str, *, now: float) -> PodSamples:
@@ -124,6 +126,7 @@ class PrometheusSource:
         for pod, sample in samples.items():
             if not math.isfinite(sample.value):
                 raise NotFinite(f"{_q(query)} returned {_number(sample.value)} for pod {pod!r}")
+            plausible(sample.value, f"{_q(query)} for pod {pod!r} returned")
         return PodSamples(samples)
 
     async def _query(self, query: str, now: float) -> tuple[str, Any]:

@@ -21,9 +21,11 @@ from scaler.sources.base import (
     ConnectionFailed,
     EmptyResult,
     HttpStatus,
+    IncompleteReading,
     NotFinite,
     QueryTimeout,
     Sample,
+    plausible,
 )
 from scaler.sources.resolver import Resolver, SystemResolver, one_family
 
@@ -66,7 +68,7 @@ class ProxyScraper:
         total = math.fsum(values)
         if not math.isfinite(total):
             raise NotFinite(f"the proxies' {', '.join(series)} sum to {total}")
-        return Sample(total, now)
+        return Sample(plausible(total, f"the exporters' {', '.join(series)} sum to"), now)
 
     async def _read(self, url: str, series: tuple[str, ...]) -> float:
         try:
@@ -94,10 +96,13 @@ def _authority(address: str) -> str:
 def sum_series(text: str, series: tuple[str, ...], *, source: str) -> float:
     """The sum of every sample of ``series`` in a text exposition.
 
-    A plain line scan, not a full parser: this runs for every pod at every poll.
+    A plain line scan, not a full parser: this runs for every pod at every poll. An
+    exporter that lacks one of ``series`` counts as unread (``IncompleteReading``), as
+    one that cannot be read at all: its sum would under-count. A sample no queue or
+    in-flight count can have (negative, huge) is ``ImplausibleValue``.
     """
     total = 0.0
-    found = False
+    found: set[str] = set()
     for line in text.splitlines():
         if not line.startswith(series):
             continue
@@ -108,10 +113,17 @@ def sum_series(text: str, series: tuple[str, ...], *, source: str) -> float:
         if name not in series:
             continue  # a longer name with the same prefix
         try:
-            total += float(rest.split()[0])
+            value = float(rest.split()[0])
         except (ValueError, IndexError) as error:
-            raise BadResponse(f"{source}: cannot read the sample {line!r}") from error
-        found = True
+            raise BadResponse(f"{source}: cannot read the sample {line[:80]!r}") from error
+        if math.isfinite(value):
+            plausible(value, f"{source}: {name} =")
+        total += value
+        found.add(name)
     if not found:
         raise EmptyResult(f"{source} exports none of {', '.join(series)}")
+    missing = [name for name in series if name not in found]
+    if missing:
+        shown = ", ".join(name for name in series if name in found)
+        raise IncompleteReading(f"{source} exports {shown} but not {', '.join(missing)}")
     return total
