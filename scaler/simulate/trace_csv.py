@@ -110,10 +110,7 @@ def _generate(
     top = load.index(max(load))
     largest = f"{header.load_name} {show_number(load[top])} at {show_number(times[top])} s"
     check_load(times[-1] + last_width, offered, where=where, largest=largest)
-    if rate:
-        counts = poisson_counts(rng, map(mul, load, widths))
-    else:
-        counts = list(map(int, load))
+    counts = poisson_counts(rng, map(mul, load, widths)) if rate else list(map(int, load))
     return trace_from_intervals(
         os.path.basename(where),
         starts=times,

@@ -24,6 +24,8 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
+from scaler.errors import QUOTE_LIMIT, quote
+from scaler.simulate.bounds import MAX_DURATION, check_load, show_number
 from scaler.simulate.sampling import trace_from_rates
 from scaler.simulate.types import SimulationError, Trace, TraceError
 
@@ -48,7 +50,10 @@ def parse_time(text: str, *, now: datetime) -> datetime:
     if match := _RELATIVE.fullmatch(value):
         sign, amount, unit = match.groups()
         seconds = float(amount) * _UNIT_SECONDS[unit]
-        return now + timedelta(seconds=seconds if sign == "+" else -seconds)
+        try:
+            return now + timedelta(seconds=seconds if sign == "+" else -seconds)
+        except OverflowError as e:  # beyond datetime's years 1..9999
+            raise SimulationError(f"{quote(text)} is too far from now") from e
     try:
         if _UNIX.fullmatch(value):
             return datetime.fromtimestamp(float(value), tz=UTC)
@@ -84,25 +89,42 @@ def load_trace_prometheus(
         raise SimulationError(f"step {step!r} must be a positive number of seconds")
     if end <= start:
         raise SimulationError(f"start {start.isoformat()} is not before end {end.isoformat()}")
-    where = f"query {query!r} from {start.isoformat()} to {end.isoformat()} (step {step:g} s)"
+    where = f"query {quote(query)} from {start.isoformat()} to {end.isoformat()} (step {step:g} s)"
+    # The library rounds start and end to whole seconds; so does the step grid.
+    first = round(start.timestamp())
+    steps = int((round(end.timestamp()) - first) // step) + 1
+    # Bounded before asking: the range alone can make the trace too long.
+    check_load((end - start).total_seconds(), 0, where=where)
+    if steps > MAX_DURATION:
+        raise SimulationError(f"{where}: {steps:,} steps, more than one per second of the range")
+    series = _one_series(_query(url, query, start=start, end=end, step=step, where=where), where)
+    rates = _rates(series, first=first, step=step, steps=steps, where=where)
+    top = rates.index(max(rates))
+    largest = f"rate {show_number(rates[top])} at {show_number(top * step)} s"
+    check_load(steps * step, sum(rates) * step, where=where, largest=largest)
+    name = f"prometheus: {query}"
+    return trace_from_rates(name, rates, step=step, seed=seed, token_spread=token_spread)
+
+
+def _query(url: str, query: str, *, start: datetime, end: datetime, step: float, where: str) -> Any:
+    """The answer's ``data.result``, whatever its shape; ``TraceError`` if there is none."""
     try:
         with PrometheusConnect(
             url, disable_ssl=True, retry=Retry(total=0), timeout=QUERY_TIMEOUT
         ) as prometheus:
-            result = prometheus.custom_query_range(query, start, end, str(step))
-    except PrometheusApiClientException as e:
-        raise TraceError(f"Prometheus at {url} rejected {where}: {e}") from e
-    except (OSError, ValueError, KeyError) as e:
-        # requests' errors are OSErrors; ValueError/KeyError: an answer that is not JSON
-        # or not a query result.
-        raise TraceError(f"cannot get {where} from Prometheus at {url}: {e}") from e
-    series = _one_series(result, where)
-    # The library rounds start and end to whole seconds; so does the step grid.
-    first = round(start.timestamp())
-    steps = int((round(end.timestamp()) - first) // step) + 1
-    rates = _rates(series, first=first, step=step, steps=steps, where=where)
-    name = f"prometheus: {query}"
-    return trace_from_rates(name, rates, step=step, seed=seed, token_spread=token_spread)
+            return prometheus.custom_query_range(query, start, end, str(step))
+    except PrometheusApiClientException as e:  # its text holds the whole answer: cut it
+        raise TraceError(f"Prometheus at {url} rejected {where}: {quote(str(e))}") from e
+    except (KeyError, TypeError, IndexError) as e:
+        # The library indexes the answer as {"data": {"result": ...}}: a JSON list,
+        # string or number, or a dict without those keys, fails there.
+        raise TraceError(
+            f"Prometheus at {url} answered {where} with JSON that is not a query result "
+            f"({type(e).__name__}: {quote(str(e))})"
+        ) from e
+    except (OSError, ValueError) as e:
+        # requests' errors are OSErrors; ValueError: an answer that is not JSON.
+        raise TraceError(f"cannot get {where} from Prometheus at {url}: {quote(str(e))}") from e
 
 
 def _one_series(result: Any, where: str) -> Sequence[Sequence[Any]]:
@@ -127,8 +149,11 @@ def _one_series(result: Any, where: str) -> Sequence[Sequence[Any]]:
     return values
 
 
-def _labels(metric: Mapping[str, str]) -> str:
-    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(metric.items())) + "}"
+def _labels(metric: object) -> str:
+    if not isinstance(metric, Mapping):
+        return quote(metric)
+    text = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(metric.items(), key=str)) + "}"
+    return text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…"
 
 
 def _rates(
@@ -140,18 +165,23 @@ def _rates(
         try:
             timestamp, text = float(sample[0]), str(sample[1])
             rate = float(text)
-        except (TypeError, ValueError, IndexError) as e:
+        except (TypeError, ValueError, IndexError, KeyError) as e:
             raise TraceError(
-                f"Prometheus returned a malformed sample {sample!r} for {where}"
+                f"Prometheus returned a malformed sample {quote(sample)} for {where}"
             ) from e
+        if not math.isfinite(timestamp):
+            raise TraceError(f"Prometheus returned a malformed sample {quote(sample)} for {where}")
+        index = round((timestamp - first) / step)
+        if not 0 <= index < steps:
+            raise TraceError(
+                f"{where}: sample at {show_number(timestamp)} lies outside the range asked"
+            )
         if math.isnan(rate):
             continue
-        when = datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
         if rate < 0 or math.isinf(rate):
+            when = datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
             raise TraceError(
-                f"{where}: value {text!r} at {when} is not a request rate (requests/s >= 0)"
+                f"{where}: value {quote(text)} at {when} is not a request rate (requests/s >= 0)"
             )
-        index = round((timestamp - first) / step)
-        if 0 <= index < steps:
-            rates[index] = rate
+        rates[index] = rate
     return rates
