@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -24,10 +23,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from scaler.config import ScalerConfig
-from scaler.controller.loop import Controller
+from scaler.config_bounds import listed
+from scaler.controller.loop import FAILING_POLLS, Controller
 from scaler.controller.metrics import ControllerMetrics, build_metrics
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
+from scaler.errors import ConfigError, quote
 from scaler.kube.actuator import KubeActuator
 from scaler.kube.client import api_client
 from scaler.kube.leader import LeaderElector
@@ -49,7 +50,7 @@ class Service:
         self.config = config
         self.controller = controller
         self.metrics = metrics
-        self.started = time.time()
+        self.started = controller.clock()
         self.tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
 
@@ -73,19 +74,39 @@ class Service:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
     @property
-    def healthy(self) -> bool:
-        """The loop has ticked recently (or is still starting)."""
-        allowed = max(10.0, 3 * self.config.shortest_poll_interval)
+    def window(self) -> float:
+        """Seconds a healthy loop may go without completing a tick: three polls of
+        the fastest target (at least 10 s) plus a query timeout. Bounded, because the
+        poll interval is (at most 300 s: at most 1,140 s here)."""
+        return max(10.0, 3 * self.config.shortest_poll_interval) + self.config.timeout
+
+    def problem(self) -> tuple[str, str] | None:
+        """Why the controller is not healthy (a status and a reason), or None: a loop
+        that cannot poll, or whose decisions raise every poll, never scales."""
+        now = self.controller.clock()
         last = self.controller.last_tick or self.started
-        return time.time() - last < allowed + self.config.timeout
+        if now - last >= self.window:
+            return "stalled", f"no poll completed for {now - last:.0f} s"
+        failing = self.controller.failing()
+        if failing:
+            return "failing", f"the last {FAILING_POLLS} polls raised for {listed(failing)}"
+        return None
+
+    @property
+    def healthy(self) -> bool:
+        return self.problem() is None
 
     async def healthz(self, request: web.Request) -> web.Response:
-        if self.healthy:
+        problem = self.problem()
+        if problem is None:
             return web.json_response({"status": "ok"})
-        return web.json_response({"status": "stalled"}, status=503)
+        return web.json_response({"status": problem[0], "reason": problem[1]}, status=503)
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self.controller.ticks > 0 and self.healthy:
+        problem = self.problem()
+        if problem is not None:
+            return web.json_response({"status": problem[0], "reason": problem[1]}, status=503)
+        if self.controller.ticks > 0:
             return web.json_response({"status": "ready", "ticks": self.controller.ticks})
         return web.json_response({"status": "starting"}, status=503)
 
@@ -148,8 +169,7 @@ async def serving(
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, config.metrics_host, config.metrics_port)
-            await site.start()
+            await _listen(runner, config)
             port = _bound_port(runner)
             service.spawn(controller.run(), "controller-loop")
             if elector is not None:
@@ -171,6 +191,19 @@ async def serving(
             if elector is not None:
                 await _release(elector)
             await asyncio.shield(runner.cleanup())
+
+
+async def _listen(runner: web.AppRunner, config: ScalerConfig) -> None:
+    """Serve /metrics and health at metricsHost:metricsPort; a port in use or an
+    address this host does not have is the configuration's fault (exit 2)."""
+    host, port = config.metrics_host, config.metrics_port
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(
+            [f"metricsHost, metricsPort: cannot listen on {quote(host)} port {port}: {reason}"]
+        ) from error
 
 
 def _always() -> bool:

@@ -17,6 +17,11 @@ from scaler.logs import FIELDS
 
 log = logging.getLogger("scaler.controller")
 
+FAILING_POLLS = 3
+"""Polls in a row whose reconcile raised before a target makes the controller
+unhealthy: a decision that raises every poll (a bug, or a value no check caught)
+never scales, and /healthz must say so instead of 200."""
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -39,6 +44,7 @@ class Controller:
         self.due = dict.fromkeys(range(len(self.targets)), 0.0)
         self.ticks = 0
         self.last_tick: float | None = None
+        self.raised = dict.fromkeys(range(len(self.targets)), 0)  # polls in a row that raised
 
     async def tick(self) -> float:
         """Reconcile the targets that are due; return when the next one is due."""
@@ -51,6 +57,7 @@ class Controller:
         for index, result in zip(due, results, strict=True):
             target = self.targets[index]
             self.due[index] = now + target.poll_interval
+            self.raised[index] = self.raised[index] + 1 if isinstance(result, Exception) else 0
             if isinstance(result, BaseException):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
@@ -62,6 +69,14 @@ class Controller:
         self.ticks += 1
         self.last_tick = now
         return min(self.due.values())
+
+    def failing(self) -> list[str]:
+        """Targets whose last ``FAILING_POLLS`` polls all raised."""
+        return [
+            self.targets[index].target.key
+            for index, count in self.raised.items()
+            if count >= FAILING_POLLS
+        ]
 
     async def run(self) -> None:
         """Tick forever; cancel the task to stop."""

@@ -21,16 +21,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import yaml
 from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import ConfigException, load_kube_config
 from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 from yarl import URL
 
+from scaler.errors import UsageError
 from scaler.kube.base import KubeError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 """Where Kubernetes mounts a pod's service-account token and CA certificate."""
+
+
+class KubeconfigError(KubeError, UsageError):
+    """No usable Kubernetes configuration: bad input, so the command exits 2."""
 
 
 async def load_configuration(
@@ -59,7 +65,7 @@ async def load_configuration(
         if source is None:
             source = str(Path(env.get("HOME", Path.home())) / ".kube" / "config")
         if not any(Path(p).expanduser().is_file() for p in source.split(os.pathsep) if p):
-            raise KubeError(
+            raise KubeconfigError(
                 f"no Kubernetes configuration: kubeconfig {source} does not exist and "
                 "KUBERNETES_SERVICE_HOST is not set (not running in a pod)"
             )
@@ -69,10 +75,21 @@ async def load_configuration(
             client_configuration=configuration,
             persist_config=False,
         )
-    except (ConfigException, OSError, ValueError, KeyError, TypeError) as err:
+    except (ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
         where = "the in-cluster service account" if source is None else f"kubeconfig {source}"
-        raise KubeError(f"cannot load Kubernetes configuration from {where}: {err}") from err
+        raise KubeconfigError(
+            f"cannot load Kubernetes configuration from {where}: {_one_line(err)}"
+        ) from err
     return configuration
+
+
+def _one_line(error: Exception, limit: int = 200) -> str:
+    """The library's message on one line, bounded: PyYAML's spans several lines and
+    quotes the offending text."""
+    text = " ".join(str(error).split())
+    if isinstance(error, yaml.YAMLError):
+        text = f"not valid YAML ({text})"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _kubeconfig_path(
