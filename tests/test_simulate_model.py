@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from array import array
+
 import pytest
 
 from scaler.simulate.model import DRAINING, READY, STARTING, Cluster, ModelParams
-from scaler.simulate.types import SimulationError
+from scaler.simulate.policies import build_policy
+from scaler.simulate.runner import run_policy, service_times
+from scaler.simulate.types import SimulationError, Trace
 
 PARAMS = ModelParams(parallel=1, max_queue=2, cold_start=30.0, busy_cores=2.0, idle_cores=0.0)
 
@@ -230,3 +234,26 @@ def test_random_routing_keeps_a_backlog_on_the_pod_where_it_formed() -> None:
 def test_an_unknown_routing_is_refused_with_the_valid_ones() -> None:
     with pytest.raises(SimulationError, match="unknown routing 'fastest'; valid: shared, least"):
         Cluster(PARAMS, 1, seed=1, routing="fastest")
+
+
+def test_shared_queue_is_pods_times_slots_servers_never_idle_while_one_waits() -> None:
+    # The property that makes the shared routing an M/M/c queue with c = pods x slots
+    # (tests/test_simulate_theory.py): the head of the queue takes whichever slot
+    # frees first, on any pod.
+    cluster = Cluster(ModelParams(parallel=2, router_max_queue=10), 2, seed=1, routing="shared")
+    times = [4.0, 10.0, 10.0, 10.0, 10.0, 10.0]
+    for request in range(6):
+        cluster.arrive(request, 0.0, times)
+    assert (cluster.in_flight, cluster.queued) == (4, 2)
+    _drain(cluster, 100.0, times)
+    assert sorted(cluster.waits) == [0.0, 0.0, 0.0, 0.0, 4.0, 10.0]
+
+
+def test_the_mean_wait_counts_served_requests_and_those_still_queued() -> None:
+    params = ModelParams(prompt_tokens_per_second=100.0, completion_tokens_per_second=15.0)
+    # 900 completion tokens at 15 tokens/s: 60 s each; the third still waits at 100 s.
+    trace = Trace("t", 100.0, array("d", [0.5] * 3), array("i", [0] * 3), array("i", [900] * 3))
+    times = service_times(trace, params, exponential=False, seed=1)
+    policy = build_policy("static:1", routing="random")
+    summary = run_policy(trace, times, policy, params, seed=1, burst_at=None).summary
+    assert summary.wait_mean == pytest.approx((0.0 + 60.0 + 99.5) / 3)

@@ -15,6 +15,11 @@ depends on the routing (``ROUTINGS``):
   requests, as the router's dispatcher picks), so a replica that becomes ready takes
   the oldest queued requests at once. The pods' proxies hold no queue.
 
+With Poisson arrivals, unbounded queues and exponential service times, ``shared`` is
+an M/M/c queue with c = pods x ``parallel`` (no slot idles while a request waits) and
+``random`` an M/M/``parallel`` queue per pod (a random split of a Poisson stream is
+Poisson); tests/test_simulate_theory.py holds both within 5 % of Erlang C.
+
 A new replica serves only after ``cold_start`` seconds (pod start plus model load). A
 scale-down removes the pods the ReplicaSet would, steered by the controller's
 deletion costs: those not yet ready, then those holding the fewest requests. A removed
