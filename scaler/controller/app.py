@@ -200,7 +200,9 @@ async def _listen(runner: web.AppRunner, config: ScalerConfig) -> None:
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as error:
-        reason = error.strerror or str(error)
+        # aiohttp rewords the errno into a sentence that repeats the address.
+        errno = 0 if isinstance(error, socket.gaierror) else error.errno or 0
+        reason = os.strerror(errno) if errno > 0 else (error.strerror or str(error))
         raise ConfigError(
             [f"metricsHost, metricsPort: cannot listen on {quote(host)} port {port}: {reason}"]
         ) from error
