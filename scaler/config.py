@@ -28,13 +28,12 @@ from scaler.config_bounds import (
     listed,
     repeated,
 )
+from scaler.config_direct import DirectConfig, StrictModel
 from scaler.config_models import (
     BehaviorConfig,
-    DirectConfig,
     MetricConfig,
     PolicyConfig,
     RulesConfig,
-    StrictModel,
     TargetConfig,
     TargetValueConfig,
 )
