@@ -121,6 +121,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"refused: {error}"], source=str(path)) from error
     except yaml.YAMLError as error:
         raise ConfigError([f"not valid YAML: {_first_lines(error)}"], source=str(path)) from error
+    except ValueError as error:  # a scalar PyYAML cannot convert: 5,000 digits, 2001-13-45
+        problem = f"a value YAML cannot read: {_first_lines(error)}"
+        raise ConfigError([problem], source=str(path)) from error
     if not isinstance(data, dict):
         got = type(data).__name__
         raise ConfigError([f"the file must hold a mapping, not {got}"], source=str(path))
@@ -146,7 +149,7 @@ def _read_text(path: Path) -> str:
         ) from error
 
 
-def _first_lines(error: yaml.YAMLError, limit: int = 400) -> str:
+def _first_lines(error: Exception, limit: int = 400) -> str:
     """PyYAML's message, bounded (it quotes a snippet of the offending line)."""
     text = str(error)
     return text if len(text) <= limit else text[:limit] + "…"

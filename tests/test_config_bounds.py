@@ -252,3 +252,17 @@ def test_a_file_over_one_mebibyte_is_refused_unread(tmp_path: Path) -> None:
 def test_non_utf8_bytes_are_named(tmp_path: Path) -> None:
     problem = _load_problem(_write(tmp_path, b"targets: \xff\xfe\n"))
     assert problem == "not UTF-8 text: byte 0xff at offset 9"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "pollInterval: " + "9" * 5000,
+            "a value YAML cannot read: Exceeds the limit (4300 digits)",
+        ),
+        ("when: 2001-13-45", "a value YAML cannot read: month must be in 1..12"),
+    ],
+)
+def test_a_scalar_yaml_cannot_convert_is_named(tmp_path: Path, text: str, expected: str) -> None:
+    assert _load_problem(_write(tmp_path, text + "\n")).startswith(expected)
