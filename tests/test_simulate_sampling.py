@@ -13,6 +13,7 @@ import pytest
 from scaler.simulate.sampling import (
     COMPLETION_MEDIAN,
     COMPLETION_SIGMA,
+    MAX_TOKEN_SPREAD,
     MAX_TOKENS,
     PROMPT_MEDIAN,
     PROMPT_SIGMA,
@@ -20,6 +21,7 @@ from scaler.simulate.sampling import (
     trace_from_intervals,
     trace_from_rates,
 )
+from scaler.simulate.types import SimulationError
 
 
 @pytest.mark.parametrize(
@@ -189,3 +191,9 @@ def test_arrivals_from_a_constant_rate_are_a_poisson_process() -> None:
         for a in arrivals:
             windows[int(a // 10)] += 1
         assert pvariance(windows) / fmean(windows) == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("spread", [-0.1, math.nan, MAX_TOKEN_SPREAD + 0.5])
+def test_a_token_spread_out_of_range_is_refused(spread: float) -> None:
+    with pytest.raises(SimulationError, match="token spread"):
+        trace_from_rates("r", [1.0], step=1.0, seed=1, token_spread=spread)

@@ -30,7 +30,7 @@ from itertools import chain, repeat
 from operator import add, mul
 from statistics import NormalDist
 
-from scaler.simulate.types import Trace
+from scaler.simulate.types import SimulationError, Trace
 
 MIN_TOKENS = 1
 MAX_TOKENS = 4096
@@ -172,7 +172,7 @@ def trace_from_intervals(
         arrivals[i] = math.nextafter(duration, 0.0)
         i -= 1
     if not 0.0 <= token_spread <= MAX_TOKEN_SPREAD:
-        raise ValueError(f"token_spread {token_spread!r} is outside [0, {MAX_TOKEN_SPREAD:g}]")
+        raise SimulationError(f"token spread {token_spread:g} is outside 0..{MAX_TOKEN_SPREAD:g}")
     prompt = _tokens(rng, interval, prompt_means, (PROMPT_MEDIAN, PROMPT_SIGMA, token_spread))
     completion = _tokens(
         rng, interval, completion_means, (COMPLETION_MEDIAN, COMPLETION_SIGMA, token_spread)
