@@ -132,6 +132,7 @@ async def test_a_busy_metrics_port_is_a_config_error_naming_it(
         (b"clusters: [oops\n", "not valid YAML (while parsing a flow sequence"),
         (b"just a string\n", "kubeconfig"),
         (b"\xff\xfe", "can't decode byte 0xff"),
+        (b"a: " + b"[" * 500 + b"]" * 500, "maximum recursion depth exceeded"),
     ],
 )
 async def test_a_kubeconfig_that_is_not_yaml_is_a_usage_error(

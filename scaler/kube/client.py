@@ -75,7 +75,15 @@ async def load_configuration(
             client_configuration=configuration,
             persist_config=False,
         )
-    except (ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+    except (
+        ConfigException,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        yaml.YAMLError,
+        RecursionError,  # PyYAML composes nested collections recursively: 500 levels
+    ) as err:
         where = "the in-cluster service account" if source is None else f"kubeconfig {source}"
         raise KubeconfigError(
             f"cannot load Kubernetes configuration from {where}: {_one_line(err)}"
