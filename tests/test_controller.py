@@ -7,6 +7,7 @@ patches (or not) and says why.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from scaler.controller.loop import Controller
 from scaler.controller.metrics import build_metrics
 from scaler.controller.target import TargetReconciler
 from scaler.kube.base import PAUSE_ANNOTATION, PIN_ANNOTATION, Conflict, KubeError
+from scaler.logs import FIELDS
 from scaler.policy import Reason
 from scaler.sources.base import ConnectionFailed, EmptyResult, StaleSample
 from scaler.sources.proxies import ProxyScraper
@@ -308,3 +310,22 @@ async def test_the_loop_polls_each_target_on_its_interval_and_survives_a_bug(
     # Target 1 every 2 s, target 2 every 5 s, on one clock read per tick.
     assert polled == [0, 0, 2, 4, 5, 6, 8]
     assert "reconcile failed" in caplog.text
+
+
+async def test_each_metric_reports_its_raw_average_as_the_hpa_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # currentMetrics[].averageValue: the queue per existing replica (External
+    # AverageValue), and the CPU's raw usage per pod beside its utilization.
+    rig = Rig(replicas=3)
+    caplog.set_level(logging.INFO, logger="scaler.controller")
+    await rig.at(0, queue=3.5, cpu={"ollama-0": 1.5, "ollama-1": 1.6, "ollama-2": 1.7})
+    labels = {"namespace": "chatbot", "deployment": "ollama"}
+    assert rig.sample("scaler_metric_average_value", **labels, metric="queue") == 1.167
+    assert rig.sample("scaler_metric_average_value", **labels, metric="cpu") == 1.6
+    assert rig.sample("scaler_metric_value", **labels, metric="cpu") == 80  # percent
+    (record,) = [r for r in caplog.records if getattr(r, FIELDS, {}).get("metrics")]
+    metrics = getattr(record, FIELDS)["metrics"]
+    assert metrics["queue"]["average_value"] == "1167m"  # ceil(3500 / 3)
+    assert metrics["cpu"]["average_value"] == "1600m"
+    assert "metric queue = 1.167 (averageValue 1167m) against target 1" in record.getMessage()

@@ -309,6 +309,7 @@ def test_plain_metric_replicas(case: PlainCase) -> None:
     )
     result = calculate(metric, readings, case.fixture.context(case.tolerances))
     assert (result.replicas, result.value) == (case.expected, case.usage / 1000)
+    assert result.average == case.usage  # expectedUsage, in integer milli-units
 
 
 # ---------------------------------------------------------------------------------------
@@ -347,15 +348,16 @@ EXTERNAL = [
     pytest.param(ExternalCase(Fixture(3), (8600,), 2800, True, 4, 2867,
                               tolerances=Tolerances(TOLERANCE, 0.01)),
                  id="TestReplicaCalcConfigurableTolerancePerPodCMExternal"),
-    # replica count beyond int32 is capped at MaxInt32; usage is compared only through
-    # the replica count (upstream caps it at MaxInt64, which a float cannot hold exactly)
-    pytest.param(ExternalCase(Fixture(1), (MAX_INT64,), 1, True, MAX_INT32, None),
+    # replica count beyond int32 is capped at MaxInt32; the usage is capped at MaxInt64
+    # (float64(MaxInt64) is 2^63: the reported usage must not be that)
+    pytest.param(ExternalCase(Fixture(1), (MAX_INT64,), 1, True, MAX_INT32, MAX_INT64),
                  id="TestExternalPerPodMetricReplicaOverflow"),
-    pytest.param(ExternalCase(Fixture(1), (MAX_INT64,), MAX_INT64, True, 1, None),
+    pytest.param(ExternalCase(Fixture(1), (MAX_INT64,), MAX_INT64, True, 1, MAX_INT64),
                  id="TestExternalPerPodMetricUsageOverflow"),
-    # upstream sums the two samples with saturation at MaxInt64; our caller sums them
+    # upstream sums the two samples with saturation at MaxInt64; our caller sums them,
+    # and the milli-value of the sum caps at MaxInt64 as a quantity's does
     pytest.param(ExternalCase(Fixture(3), (MAX_INT64 // 2 + 1, MAX_INT64 // 2 + 1), MAX_INT64,
-                              False, 3, None),
+                              False, 3, MAX_INT64),
                  id="TestReplicaCalcExternalMetricUsageOverflow"),
 ]  # fmt: skip
 
@@ -368,7 +370,7 @@ def test_external_metric_replicas(case: ExternalCase) -> None:
     result = calculate(metric, reading, case.fixture.context(case.tolerances))
     assert result.replicas == case.expected
     if case.usage is not None:
-        assert result.value == case.usage / 1000
+        assert result.average == case.usage  # expectedUsage, exact in milli-units
 
 
 # ---------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ class ControllerMetrics:
     pods_unschedulable: Gauge
     recommended_replicas: Gauge
     metric_value: Gauge
+    metric_average_value: Gauge
     metric_target: Gauge
     metric_replicas: Gauge
     decisions: Counter
@@ -70,6 +71,13 @@ def build_metrics(registry: CollectorRegistry, config: ScalerConfig) -> Controll
         metric_value=gauge(
             "scaler_metric_value",
             "Each metric's current value in its target's units.",
+            (*TARGET, "metric"),
+        ),
+        metric_average_value=gauge(
+            "scaler_metric_average_value",
+            "Each metric's raw average per pod in its own unit, as the HPA reports it in "
+            "currentMetrics (averageValue, beside a Utilization's percent; an External "
+            "Value target's value).",
             (*TARGET, "metric"),
         ),
         metric_target=gauge(

@@ -22,6 +22,7 @@ from scaler.logs import FIELDS
 from scaler.policy import (
     Decision,
     History,
+    MetricProposal,
     MetricReading,
     Observation,
     Pod,
@@ -29,6 +30,7 @@ from scaler.policy import (
     Reason,
     Unavailable,
     decide,
+    format_milli,
     record_scale,
     remember,
 )
@@ -230,6 +232,9 @@ class TargetReconciler:
         for proposal in decision.proposals:
             if proposal.value is not None:
                 m.metric_value.labels(*labels, proposal.name).set(proposal.value)
+            if proposal.average_value is not None:
+                average = proposal.average_value / 1000  # milli-units to the metric's unit
+                m.metric_average_value.labels(*labels, proposal.name).set(average)
             if proposal.replicas is not None:
                 m.metric_replicas.labels(*labels, proposal.name).set(proposal.replicas)
         m.decisions.labels(*labels, decision.reason.value).inc()
@@ -252,12 +257,7 @@ class TargetReconciler:
             "current": decision.current,
             "recommendation": decision.recommendation,
             "reason": decision.reason.value,
-            "metrics": {
-                p.name: {"value": p.value, "target": p.target, "replicas": p.replicas}
-                if p.error is None
-                else {"error": p.error}
-                for p in decision.proposals
-            },
+            "metrics": {p.name: _metric_fields(p) for p in decision.proposals},
             "mode": self.config.mode.value,
             "leader": self.is_leader(),
         }
@@ -265,6 +265,17 @@ class TargetReconciler:
         if decision.reason in (Reason.METRICS_UNAVAILABLE, Reason.FALLBACK):
             level = logging.WARNING
         log.log(level, decision.message, extra={FIELDS: fields})
+
+
+def _metric_fields(p: MetricProposal) -> dict[str, object]:
+    """One metric in the decision log; ``average_value`` as the HPA's quantity text,
+    exact at any size (e.g. "1500m", "9223372036854775807m")."""
+    if p.error is not None:
+        return {"error": p.error}
+    fields: dict[str, object] = {"value": p.value, "target": p.target, "replicas": p.replicas}
+    if p.average_value is not None:
+        fields["average_value"] = format_milli(p.average_value)
+    return fields
 
 
 def _serving(pod: Pod) -> bool:

@@ -38,6 +38,7 @@ from scaler.policy.metrics import (
     TotalValue,
     Unavailable,
 )
+from scaler.policy.milli import format_milli
 from scaler.policy.pods import Pod, PodPhase, PodSample
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "Unavailable",
     "context",
     "decide",
+    "format_milli",
     "proposal_valid_until",
     "propose",
     "propose_metric",

@@ -19,6 +19,8 @@ from scaler.policy.metrics import (
     TotalValue,
     Unavailable,
 )
+from scaler.policy.milli import MAX_INT64, go_int64
+from scaler.policy.milli import milli as milli  # re-exported for the config's bounds
 from scaler.policy.pods import (
     DEFAULT_CPU_INITIALIZATION_PERIOD,
     DEFAULT_INITIAL_READINESS_DELAY,
@@ -57,11 +59,17 @@ class Context(NamedTuple):
 
 
 class Calculated(NamedTuple):
-    """A metric's replica proposal and its current value in the target's units."""
+    """A metric's replica proposal and its current value in the target's units.
+
+    ``average``: what the HPA reports in ``currentMetrics``, in integer milli-units:
+    the raw average per pod (``averageValue``; for Utilization beside the percent),
+    or the value of an External Value target.
+    """
 
     replicas: int
     value: float
     within_tolerance: bool = False
+    average: int | None = None
 
 
 MAX_INT32 = 2**31 - 1
@@ -70,10 +78,6 @@ MAX_INT32 = 2**31 - 1
 def _capped(replicas: int) -> int:
     """Upstream caps External proposals at MaxInt32 instead of overflowing."""
     return min(replicas, MAX_INT32)
-
-
-def milli(value: float) -> int:
-    return round(value * 1000)
 
 
 def _div(a: int, b: int) -> int:
@@ -86,7 +90,7 @@ def _ratio(numerator: float, denominator: float) -> float:
     """Go's float64 division, which gives Inf or NaN instead of raising."""
     if denominator == 0:
         return math.nan if numerator == 0 else math.copysign(math.inf, numerator)
-    return numerator / denominator
+    return float(numerator) / float(denominator)  # each a float64 first, as in Go
 
 
 def calculate(metric: MetricSpec, reading: MetricReading, ctx: Context) -> Calculated:
@@ -114,27 +118,39 @@ def external_value(usage: int, target: int, ctx: Context) -> Calculated:
     usage_ratio = _ratio(usage, target)
     value = usage / 1000
     if ctx.spec_replicas == 0:
-        return Calculated(_capped(math.ceil(usage_ratio)), value)
+        return Calculated(_capped(math.ceil(usage_ratio)), value, average=usage)
     if ctx.tolerances.within(usage_ratio):
-        return Calculated(ctx.spec_replicas, value, within_tolerance=True)
+        return Calculated(ctx.spec_replicas, value, within_tolerance=True, average=usage)
     if not ctx.pods:
         raise CalculationError("no pods returned by selector while calculating replica count")
-    return Calculated(_capped(math.ceil(usage_ratio * ready_pod_count(ctx.pods))), value)
+    replicas = _capped(math.ceil(usage_ratio * ready_pod_count(ctx.pods)))
+    return Calculated(replicas, value, average=usage)
 
 
 def external_per_pod(usage: int, target: int, ctx: Context) -> Calculated:
     """``GetExternalPerPodMetricReplicas``: total against target x status replicas."""
     replicas = ctx.status_replicas
-    usage_ratio = _ratio(usage, target * replicas)
-    per_pod = math.ceil(_ratio(usage, replicas)) if replicas else usage
+    usage_ratio = _ratio(usage, float(target) * replicas)
+    per_pod = _per_pod_usage(usage, replicas)
     if ctx.tolerances.within(usage_ratio):
-        return Calculated(replicas, per_pod / 1000, within_tolerance=True)
-    return Calculated(_capped(math.ceil(usage / target)), per_pod / 1000)
+        return Calculated(replicas, per_pod / 1000, within_tolerance=True, average=per_pod)
+    replicas_wanted = _capped(math.ceil(float(usage) / float(target)))
+    return Calculated(replicas_wanted, per_pod / 1000, average=per_pod)
+
+
+def _per_pod_usage(usage: int, replicas: int) -> int:
+    """The reported usage per replica, in float64 as upstream computes it, with its cap:
+    a usage that is MaxInt64 as a float is reported as MaxInt64 (not 2^63)."""
+    if not replicas:
+        return usage
+    if float(usage) >= float(MAX_INT64):
+        return MAX_INT64
+    return go_int64(math.ceil(float(usage) / float(replicas)))
 
 
 def _milli_metrics(samples: Mapping[str, PodSample]) -> dict[str, int]:
     try:
-        return {name: round(sample.value * 1000) for name, sample in samples.items()}
+        return {name: milli(sample.value) for name, sample in samples.items()}
     except (ValueError, OverflowError) as error:  # round() refuses NaN and infinities
         bad = sorted(n for n, s in samples.items() if not math.isfinite(s.value))
         raise CalculationError(f"metric is not finite for pods {', '.join(bad)}") from error
@@ -181,20 +197,24 @@ def _rebalanced(new_ratio: float, count: int, current: int) -> int:
 
 def _utilization(
     metrics: Mapping[str, int], requests: Mapping[str, int], target: int
-) -> tuple[float, int]:
-    """``GetResourceUtilizationRatio``: integer percent of requests, then / target."""
+) -> tuple[float, int, int]:
+    """``GetResourceUtilizationRatio``: integer percent of requests, then / target; and
+    the raw average usage per pod. Exact: upstream falls back to ``big.Int`` where an
+    int64 sum would overflow, and an average of int64 values fits an int64."""
     total = 0
     requested = 0
+    entries = 0
     for name, value in metrics.items():
         request = requests.get(name)
         if request is None:
             continue  # extraneous metrics (pods we do not know) are skipped
         total += value
         requested += request
+        entries += 1
     if requested == 0:
         raise CalculationError("no metrics returned matched known pods")
     utilization = _div(total * 100, requested)
-    return utilization / target, utilization
+    return utilization / target, utilization, _div(total, entries)
 
 
 def _requests(pods: tuple[Pod, ...]) -> dict[str, int]:
@@ -202,7 +222,7 @@ def _requests(pods: tuple[Pod, ...]) -> dict[str, int]:
     missing = [pod.name for pod in pods if pod.request is None]
     if missing:
         raise CalculationError(f"missing request for the resource in pod {missing[0]}")
-    return {pod.name: round((pod.request or 0.0) * 1000) for pod in pods}
+    return {pod.name: milli(pod.request or 0.0) for pod in pods}
 
 
 def resource_utilization(
@@ -216,14 +236,14 @@ def resource_utilization(
     """
     groups, metrics = _grouped(samples, cpu, ctx)
     requests = _requests(ctx.pods)
-    usage_ratio, utilization = _utilization(metrics, requests, target)
+    usage_ratio, utilization, raw = _utilization(metrics, requests, target)
     tolerances = ctx.tolerances
     current = ctx.spec_replicas
     scale_up_with_unready = bool(groups.unready) and usage_ratio > 1.0
     if not scale_up_with_unready and not groups.missing:
         if tolerances.within(usage_ratio):
-            return Calculated(current, utilization, within_tolerance=True)
-        return Calculated(math.ceil(usage_ratio * groups.ready_count), utilization)
+            return Calculated(current, utilization, True, raw)
+        return Calculated(math.ceil(usage_ratio * groups.ready_count), utilization, average=raw)
     if groups.missing and usage_ratio < 1.0:
         fallback = max(100, target)
         for name in groups.missing:
@@ -234,16 +254,16 @@ def resource_utilization(
     if scale_up_with_unready:
         for name in groups.unready:
             metrics[name] = 0
-    new_ratio, _ = _utilization(metrics, requests, target)
+    new_ratio, _, _ = _utilization(metrics, requests, target)
     if not _keeps_direction(usage_ratio, new_ratio, tolerances):
-        return Calculated(current, utilization, tolerances.within(new_ratio))
-    return Calculated(_rebalanced(new_ratio, len(metrics), current), utilization)
+        return Calculated(current, utilization, tolerances.within(new_ratio), raw)
+    return Calculated(_rebalanced(new_ratio, len(metrics), current), utilization, average=raw)
 
 
 def _average(metrics: Mapping[str, int], target: int) -> tuple[float, int]:
     """``GetMetricUsageRatio``: the truncated average against the target."""
     usage = _div(sum(metrics.values()), len(metrics))
-    return usage / target, usage
+    return float(usage) / float(target), usage
 
 
 def plain_per_pod(
@@ -262,8 +282,8 @@ def plain_per_pod(
     scale_up_with_unready = bool(groups.unready) and usage_ratio > 1.0
     if not scale_up_with_unready and not groups.missing:
         if tolerances.within(usage_ratio):
-            return Calculated(current, value, within_tolerance=True)
-        return Calculated(math.ceil(usage_ratio * groups.ready_count), value)
+            return Calculated(current, value, True, usage)
+        return Calculated(math.ceil(usage_ratio * groups.ready_count), value, average=usage)
     if groups.missing and usage_ratio != 1.0:
         # At exactly 1.0 upstream fills nothing and the ratio stays within tolerance.
         for name in groups.missing:
@@ -273,5 +293,5 @@ def plain_per_pod(
             metrics[name] = 0
     new_ratio, _ = _average(metrics, target)
     if not _keeps_direction(usage_ratio, new_ratio, tolerances):
-        return Calculated(current, value, tolerances.within(new_ratio))
-    return Calculated(_rebalanced(new_ratio, len(metrics), current), value)
+        return Calculated(current, value, tolerances.within(new_ratio), usage)
+    return Calculated(_rebalanced(new_ratio, len(metrics), current), value, average=usage)

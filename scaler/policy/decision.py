@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from scaler.policy.milli import format_milli
+
 
 class Reason(StrEnum):
     """Why a decision came out as it did: a closed set, safe as a metric label.
@@ -41,6 +43,9 @@ class MetricProposal:
     ``value`` is the current value in the target's units (per pod for AverageValue,
     percent of requests for Utilization); ``within_tolerance`` is set when the usage
     ratio fell inside the tolerance band and the metric therefore proposed no change.
+    ``average_value``: what the HPA reports in ``currentMetrics``, in integer
+    milli-units, exact: the raw average per pod (``averageValue``; for Utilization
+    beside the percent in ``value``), or an External Value target's value.
     """
 
     name: str
@@ -49,6 +54,7 @@ class MetricProposal:
     target: float
     within_tolerance: bool = False
     error: str | None = None
+    average_value: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,10 @@ def explain(proposal: MetricProposal) -> str:
     if proposal.replicas is None:
         return f"metric {proposal.name} unavailable: {proposal.error}"
     value = "n/a" if proposal.value is None else f"{proposal.value:g}"
+    average = ""
+    if proposal.average_value is not None:
+        average = f" (averageValue {format_milli(proposal.average_value)})"
     return (
-        f"metric {proposal.name} = {value} against target {proposal.target:g} "
+        f"metric {proposal.name} = {value}{average} against target {proposal.target:g} "
         f"proposes {proposal.replicas}"
     )

@@ -230,7 +230,12 @@ def propose_metric(
     except CalculationError as error:
         return MetricProposal(metric.name, None, None, metric.target, error=str(error))
     return MetricProposal(
-        metric.name, result.replicas, result.value, metric.target, result.within_tolerance
+        metric.name,
+        result.replicas,
+        result.value,
+        metric.target,
+        result.within_tolerance,
+        average_value=result.average,
     )
 
 
