@@ -25,6 +25,7 @@ from scaler.config_bounds import (
     MAX_STALENESS,
     MAX_TARGETS,
     MIN_POLL_INTERVAL,
+    MIN_QUERY_TIMEOUT,
     listed,
     repeated,
 )
@@ -107,7 +108,7 @@ class ScalerConfig(StrictModel):
         description="seconds between polls",
     )
     query_timeout: float | None = Field(
-        default=None, gt=0, description="seconds; default 80 % of pollInterval"
+        default=None, ge=MIN_QUERY_TIMEOUT, description="seconds; default 80 % of pollInterval"
     )
     staleness: float = Field(
         default=10.0, gt=0, le=MAX_STALENESS, description="seconds a sample stays usable"

@@ -33,6 +33,9 @@ MAX_POLL_INTERVAL = 300.0
 """Seconds between polls: at least 0.5 (Prometheus and the API server are asked
 every poll), at most 300 (the health window is a few intervals: a longer one would
 leave a stalled controller looking healthy for hours)."""
+MIN_QUERY_TIMEOUT = 0.1
+"""Seconds a query may take, at least: below it every query times out, and a
+controller that validates would never read a metric."""
 MAX_STALENESS = 3_600.0
 """Seconds a sample stays usable."""
 MAX_FAILURE_THRESHOLD = 1_000

@@ -133,6 +133,7 @@ def test_values_a_poll_cannot_use_are_refused(path: str, value: Any, expected: s
         ("staleness", float("inf"), "staleness: Input should be a finite number"),
         ("staleness", 7200, "staleness: Input should be less than or equal to 3600"),
         ("queryTimeout", float("nan"), "queryTimeout: Input should be a finite number"),
+        ("queryTimeout", 1e-300, "queryTimeout: Input should be greater than or equal to 0.1"),
         ("fallback", {"replicas": 2**31}, "fallback.replicas: Input should be less than or"),
     ],
 )
