@@ -19,6 +19,15 @@ SCALE_UP_LIMIT_FACTOR = 2.0
 SCALE_UP_LIMIT_MINIMUM = 4.0
 
 
+def describe_legacy(scale_down_window: int, tolerance: float) -> str:
+    """The legacy path in one line, for ``scaler config check``."""
+    return (
+        "no behavior: the HPA's legacy path: scale up to at most max(2 x current, 4) per "
+        f"decision, no scale-up window; scaleDown window {scale_down_window}s, no rate "
+        f"policies; tolerance {tolerance:g}"
+    )
+
+
 def stabilize_legacy(
     recommendations: tuple[Recommendation, ...], *, desired: int, window: float, now: float
 ) -> Stabilized:

@@ -77,3 +77,15 @@ class Unavailable:
 
 
 MetricReading = TotalValue | PodValues | Unavailable
+
+
+def reported(metric: MetricSpec) -> str:
+    """What the metric reports beside its proposal, as the HPA's ``currentMetrics``
+    (``scaler config check``)."""
+    if metric.target_type is TargetType.UTILIZATION:
+        return "averageUtilization (percent of requests) and averageValue (usage per pod)"
+    if metric.target_type is TargetType.VALUE:
+        return "value: the total"
+    if metric.source is SourceType.EXTERNAL:
+        return "averageValue: the total per existing replica"
+    return "averageValue: the average per pod"
