@@ -10,6 +10,8 @@ from typing import Any
 from scaler.config import load_config
 from scaler.errors import ConfigError, ScalerError, UsageError
 from scaler.policy import Behavior, ScalingRules
+from scaler.policy.legacy import describe_legacy
+from scaler.policy.metrics import reported
 from scaler.simulate import command as simulate_command
 
 EXIT_ERROR = 1
@@ -29,6 +31,9 @@ def _describe_rules(name: str, rules: ScalingRules) -> list[str]:
 
 
 def _describe_behavior(behavior: Behavior) -> list[str]:
+    if behavior.legacy:
+        down = behavior.scale_down
+        return [f"  {describe_legacy(down.stabilization_window_seconds, down.tolerance)}"]
     return _describe_rules("scaleUp", behavior.scale_up) + _describe_rules(
         "scaleDown", behavior.scale_down
     )
@@ -45,6 +50,7 @@ def _config_check(args: argparse.Namespace) -> int:
                 f"  metric {spec.name}: {spec.source.value}, "
                 f"{spec.target_type.value} {spec.target:g}"
             )
+            print(f"    reports {reported(spec)}")
             print("\n".join(f"    {line}" for line in metric.reads))
         print("\n".join(_describe_behavior(policy.behavior)))
     return 0
