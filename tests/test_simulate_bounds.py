@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from scaler.cli import main
-from scaler.simulate import command
-from scaler.simulate.bounds import MAX_DURATION, MAX_REQUESTS
+from scaler.simulate import command, trace_csv_parse
+from scaler.simulate.bounds import MAX_DURATION, MAX_REQUESTS, MAX_ROWS
 from scaler.simulate.scenarios import SCENARIOS, scenario_rates
 
 
@@ -151,6 +151,27 @@ def test_a_trace_beyond_the_bounds_is_refused_before_drawing(
 ) -> None:
     path = _trace(tmp_path, rows)
     assert _refused(capsys, "--trace", path) == f"scaler: {path}: {message}\n"
+
+
+@pytest.mark.parametrize("comment", ["", "# a comment sends it down the checked path\n"])
+def test_more_rows_than_the_bound_are_refused_while_reading(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    comment: str,
+) -> None:
+    """Rows a millisecond apart fit in 30 days by the billion: bounded by count too
+    (lowered here from its 2,592,000 so the file stays small)."""
+    assert MAX_ROWS == MAX_DURATION
+    monkeypatch.setattr(trace_csv_parse, "MAX_ROWS", 1000)
+    rows = "".join(f"{i / 1000},0\n" for i in range(1001))
+    path = _trace(tmp_path, "time,arrivals\n" + comment + rows)
+    assert _refused(capsys, "--trace", path) == (
+        f"scaler: {path}: more than 1,000 data rows, the most the simulator reads\n"
+    )
+    path = _trace(tmp_path, "time,arrivals\n" + comment + rows[: rows.rindex("1.0,")])
+    with pytest.raises(AssertionError, match="the simulation ran"):
+        main(["simulate", "--trace", path])
 
 
 def test_a_trace_at_the_bounds_is_accepted(tmp_path: Path) -> None:

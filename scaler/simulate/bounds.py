@@ -21,6 +21,9 @@ MAX_DURATION = 30 * DAY
 MAX_REQUESTS = 5_000_000
 """Requests a trace may offer (for a ``rate``, the expected count): about eight times
 the benchmark's week; each costs some 100 bytes per policy."""
+MAX_ROWS = int(MAX_DURATION)
+"""Data rows a CSV trace may have: one per second of the longest trace. Rows may be
+closer than a second, so the duration alone does not bound them."""
 MAX_REPLICAS = 10_000
 """Pods a policy may ask for (``static:N``, a config's ``maxReplicas``, ``--capacity``)."""
 MAX_PARALLEL = 1024

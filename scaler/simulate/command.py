@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scaler.errors import UsageError
+from scaler.errors import UsageError, quote
 from scaler.simulate.atomic import OutputError, check_outputs
 from scaler.simulate.bounds import (
     MAX_CPU_TARGET,
@@ -252,7 +252,7 @@ def _prometheus_trace(args: argparse.Namespace) -> Trace:
     start = parse_time(args.start or "now-1h", now=now)
     end = parse_time(args.end, now=now)
     if end <= start:
-        raise UsageError(f"--start {args.start} is not before --end {args.end}")
+        raise UsageError(f"--start {quote(args.start)} is not before --end {quote(args.end)}")
     return load_trace_prometheus(
         args.from_prometheus,
         args.query,

@@ -21,8 +21,9 @@ Example (one minute at 1 request/s, then a minute at 0.1 request/s)::
     0,1.0,300
     60,0.1,300
 
-A trace may cover at most 30 days and offer at most 5,000,000 requests (for a ``rate``,
-the expected count; ``bounds``), checked before anything is drawn.
+A trace may have at most 2,592,000 data rows, cover at most 30 days and offer at most
+5,000,000 requests (for a ``rate``, the expected count; ``bounds``), checked before
+anything is drawn.
 
 Errors name the file, line, column and value, e.g.
 ``trace.csv:7: column 'arrivals': 'abc' is not a number``; nothing is returned on

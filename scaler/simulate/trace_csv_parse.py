@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter, lt
 
+from scaler.simulate.bounds import MAX_ROWS
 from scaler.simulate.types import TraceError
 
 COLUMNS = ("time", "arrivals", "rate", "prompt_tokens", "completion_tokens")
@@ -112,6 +113,7 @@ def read_columns_fast(reader: Reader, header: Header, where: str) -> Columns | N
             return None
         for (_, column), values in zip(targets, parsed, strict=True):
             column.extend(values)
+        _check_rows(len(cols.times), where)
     return cols if cols.times else None
 
 
@@ -133,10 +135,17 @@ def read_columns_checked(reader: Reader, header: Header, where: str) -> Columns:
         values = [_value(row[i], names[i], where, line, previous) for i, _ in targets]
         for (_, column), value in zip(targets, values, strict=True):
             column.append(value)
+        _check_rows(len(cols.times), where)
         previous = values[0]
     if not cols.times:
         raise TraceError(f"{where}: no data rows after the header (line {header.line})")
     return cols
+
+
+def _check_rows(rows: int, where: str) -> None:
+    """Stop reading beyond ``MAX_ROWS``: memory grows with every row kept."""
+    if rows > MAX_ROWS:
+        raise TraceError(f"{where}: more than {MAX_ROWS:,} data rows, the most the simulator reads")
 
 
 def _arrays(cols: Columns) -> list[array[float]]:

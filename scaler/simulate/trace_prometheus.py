@@ -65,7 +65,7 @@ def parse_time(text: str, *, now: datetime) -> datetime:
 
 def _bad_time(text: str) -> str:
     return (
-        f"{text!r} is not a time: use RFC 3339 (2024-05-01T09:00:00Z), unix seconds, "
+        f"{quote(text)} is not a time: use RFC 3339 (2024-05-01T09:00:00Z), unix seconds, "
         "'now', or a time relative to now such as now-6h or -30m (units s, m, h, d)"
     )
 
