@@ -207,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            # Here, so a reader that left is seen inside the try, also when argparse
+            # exits (--help, a usage error) with text still buffered.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
@@ -215,9 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if args.command else 0
     try:
         result: int = handler(args)
-        sys.stdout.flush()  # here, so a reader that left is seen inside the try
-    except BrokenPipeError:
-        return _reader_left()
     except (UsageError, ConfigError) as error:
         print(f"scaler: {error}", file=sys.stderr)
         return EXIT_USAGE
