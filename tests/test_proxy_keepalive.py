@@ -15,12 +15,12 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from scaler.proxy.app import PROXY, Proxy, build_app
+from scaler.proxy.app import Proxy
 from scaler.proxy.forward import REPLAYABLE_BODY
 from scaler.proxy.settings import ProxySettings
 from tests.counting_upstream import ANSWER, CountingUpstream, HangUp, Seen
+from tests.proxy_in_loop import proxy_in_loop
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": False}
 CHAT_SIZE = len(json.dumps(CHAT))
@@ -28,19 +28,15 @@ CHAT_SIZE = len(json.dumps(CHAT))
 
 @asynccontextmanager
 async def running_proxy(settings: ProxySettings) -> AsyncIterator[tuple[str, Proxy]]:
-    app = build_app(settings)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", app[PROXY]
-    finally:
-        await runner.cleanup()
+    async with proxy_in_loop(settings) as served:
+        yield served.url, served.proxy
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: object) -> tuple[int, bytes]:
+async def _post(
+    http: aiohttp.ClientSession, url: str, body: object, path: str = "/api/chat"
+) -> tuple[int, bytes]:
     raw = io.BytesIO(json.dumps(body).encode())  # sized, so it goes with a Content-Length
-    async with http.post(url + "/api/chat", data=raw) as response:
+    async with http.post(url + path, data=raw) as response:
         return response.status, await response.read()
 
 
@@ -88,24 +84,45 @@ async def test_a_request_closed_unanswered_twice_is_a_502_after_one_resend() -> 
     assert [(s.connection, s.answered) for s in upstream.seen] == [(1, False), (2, False)]
 
 
-async def test_a_body_too_large_to_resend_goes_alone_on_a_new_connection_and_once() -> None:
-    large = {**CHAT, "messages": [{"role": "user", "content": "x" * REPLAYABLE_BODY}]}
-    large_size = len(json.dumps(large))
+LARGE = {**CHAT, "messages": [{"role": "user", "content": "x" * REPLAYABLE_BODY}]}
+LARGE_SIZE = len(json.dumps(LARGE))
+
+
+async def _large_after_a_hang_up(path: str) -> tuple[list[int], list[tuple[int, int, bool]]]:
+    """A small request (leaves connection 1 idle), a hang-up on the next request, then
+    the large body twice and the small one: the statuses and what the upstream saw."""
     async with (
         CountingUpstream() as upstream,
         running_proxy(ProxySettings(upstream=upstream.url)) as (url, _),
         aiohttp.ClientSession() as http,
     ):
-        assert await _post(http, url, CHAT) == (200, ANSWER)  # leaves connection 1 idle
+        statuses = [(await _post(http, url, CHAT))[0]]
         upstream.hang_up(1, how="fin")
-        assert (await _post(http, url, large))[0] == 502  # not sent a second time
-        assert await _post(http, url, large) == (200, ANSWER)
-        assert await _post(http, url, CHAT) == (200, ANSWER)
-    assert [(s.connection, s.size, s.answered) for s in upstream.seen] == [
+        statuses += [(await _post(http, url, LARGE, path))[0] for _ in range(2)]
+        statuses.append((await _post(http, url, CHAT))[0])
+    return statuses, [(s.connection, s.size, s.answered) for s in upstream.seen]
+
+
+async def test_a_passthrough_body_too_large_to_resend_goes_alone_on_a_new_connection_once() -> None:
+    statuses, seen = await _large_after_a_hang_up("/api/show")
+    assert statuses == [200, 502, 200, 200]  # not sent a second time
+    assert seen == [
         (1, CHAT_SIZE, True),
-        (2, large_size, False),
-        (3, large_size, True),
+        (2, LARGE_SIZE, False),
+        (3, LARGE_SIZE, True),
         (1, CHAT_SIZE, True),  # the pooled connection again
+    ]
+
+
+async def test_an_inference_body_over_one_mib_is_read_whole_so_it_can_go_again() -> None:
+    statuses, seen = await _large_after_a_hang_up("/api/chat")  # read before the slot
+    assert statuses == [200, 200, 200, 200]
+    assert seen == [
+        (1, CHAT_SIZE, True),
+        (1, LARGE_SIZE, False),  # pooled, closed: not served
+        (2, LARGE_SIZE, True),  # the same request, once more
+        (2, LARGE_SIZE, True),
+        (2, CHAT_SIZE, True),
     ]
 
 

@@ -18,6 +18,10 @@ class QueueFull(ScalerError):
     """The queue already holds ``max_queue`` requests."""
 
 
+class Draining(ScalerError):
+    """The proxy is stopping: it admits nothing new, and refuses what waits."""
+
+
 class Admission:
     """``parallel`` slots and a FIFO queue of at most ``max_queue`` waiting requests.
 
@@ -31,6 +35,7 @@ class Admission:
         self.parallel = parallel
         self.max_queue = max_queue
         self.active = 0
+        self._closed: str | None = None  # why nothing more is admitted (close())
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._idle = asyncio.Event()  # set while nothing holds or waits for a slot
         self._idle.set()
@@ -43,12 +48,25 @@ class Admission:
         """Return once no request holds or waits for a slot (the drain waits on it)."""
         await self._idle.wait()
 
+    def close(self, reason: str) -> None:
+        """Admit nothing more: every waiter, and every later request, gets Draining at
+        once (a router sends it elsewhere); requests holding a slot run on."""
+        self._closed = reason
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(Draining(reason))
+        if self.active == 0:
+            self._idle.set()
+
     def slot(self) -> Slot:
         """Hold a slot for the body of the ``async with``; raises QueueFull at once
         when the queue is full."""
         return Slot(self)
 
     async def _acquire(self) -> None:
+        if self._closed is not None:
+            raise Draining(self._closed)
         if self.active < self.parallel and not self._waiters:
             self.active += 1
             self._idle.clear()
@@ -62,9 +80,9 @@ class Admission:
         try:
             await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release()  # the slot arrived as we were cancelled: pass it on
-            else:
+            elif waiter in self._waiters:  # not if close() took it off already
                 self._waiters.remove(waiter)
             raise
 

@@ -9,14 +9,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from scaler.proxy.admission import Admission, QueueFull
+from scaler.proxy.admission import Admission, Draining, QueueFull
+from scaler.proxy.body import BodyRefused, read_body, refuse
 from scaler.proxy.forward import (
     BUSY_HEADER,
     FRESH_SESSION,
@@ -27,11 +28,13 @@ from scaler.proxy.forward import (
     upstream_sessions,
 )
 from scaler.proxy.metrics import (
+    CLIENT_CLOSED,
     INFERENCE_PATHS,
     PathSeries,
     ProxyMetrics,
     build_metrics,
     is_management,
+    normal_path,
 )
 from scaler.proxy.residency import Residency, ResidencyError, ResidencyTiming
 from scaler.proxy.settings import ProxySettings
@@ -58,14 +61,22 @@ class Proxy:
         self.residency = _residency(settings, self.admission, registry)
 
     async def drain(self) -> None:
-        """The pod is stopping: admit nothing new (a router re-dispatches what is
-        refused as busy), say not ready, and wait until the answers held are done, at
-        most ``drain_timeout`` seconds. Ollama's preStop waits for this proxy to exit."""
+        """The pod is stopping: admit nothing new and refuse what waits in the queue
+        (a router re-dispatches what is refused as busy), say not ready, and wait until
+        the answers held in slots are done, at most ``drain_timeout`` seconds.
+        Ollama's preStop waits for this proxy to exit."""
         self.draining = True
+        queued = self.admission.queued
+        # Queued requests go at once, busy: a router sends them to another pod now,
+        # rather than after the drain with a 502 when this proxy stops listening.
+        self.admission.close("this Ollama pod is stopping")
         if self.residency is not None:
             await self.residency.stop()  # load nothing more; a reload in progress ends
-        held = self.admission.active + self.admission.queued
-        log.info("draining: waiting for %d request(s) to finish", held)
+        log.info(
+            "draining: refused %d queued request(s), waiting for %d to finish",
+            queued,
+            self.admission.active,
+        )
         # asyncio.wait, not asyncio.timeout: this runs in a task already cancelled by
         # the signal, where asyncio.timeout before Python 3.11.3 (Debian bookworm has
         # 3.11.2) raises CancelledError instead of TimeoutError (python/cpython#102780).
@@ -82,45 +93,66 @@ class Proxy:
         log.info("drained: nothing in flight")
 
     async def inference(self, request: web.Request) -> web.StreamResponse:
-        """Wait for a slot (or refuse), then forward; count what Ollama did."""
-        path = request.path
-        series = self.metrics.path(path)
+        """Read the body, wait for a slot (or refuse), then forward; count what Ollama
+        did, and a request its client abandoned as ``CLIENT_CLOSED``."""
+        path = normal_path(request.path)
         started = time.perf_counter()
+        try:
+            response = await self._admit_and_forward(request, path, started)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.metrics.count(path, CLIENT_CLOSED)
+            raise
+        return self._done(path, response)
+
+    async def _admit_and_forward(
+        self, request: web.Request, path: str, started: float
+    ) -> web.StreamResponse:
         if self.draining:
-            self.metrics.rejected.labels(path).inc()
-            return self._done(path, self._busy("this Ollama pod is stopping", "draining"))
+            return self._refuse(path, Draining("this Ollama pod is stopping"))
+        try:  # whole, before any slot: a trickling body must not hold one (body.py)
+            body = await read_body(
+                request, limit=self.settings.max_body, timeout=self.settings.body_timeout
+            )
+        except BodyRefused as refused:
+            return await refuse(request, refused, _json_error(refused.status, str(refused)))
+        if self.settings.num_thread is not None:
+            body = pin_threads(path, body, self.settings.num_thread)
+        series = self.metrics.path(path)
+        queued = time.perf_counter()
         try:
             async with self.admission.slot():
                 admitted = time.perf_counter()
-                series.queue_wait.observe(admitted - started)
+                series.queue_wait.observe(admitted - queued)
                 response, outcome = await self._forward(
-                    request, self.settings.upstream, admitted, rewrite=self._pin_threads(request)
+                    request, self.settings.upstream, admitted, body=body
                 )
-        except QueueFull as full:
-            self.metrics.rejected.labels(path).inc()
-            return self._done(path, self._busy(str(full), "queue-full"))
+        except (QueueFull, Draining) as refused:
+            return self._refuse(path, refused)
         finally:
             if self.residency is not None:
                 self.residency.request_ended()  # the ready model waits until the pod is idle
         if outcome is not None:
             self._observe(series, outcome, started)
-        return self._done(path, response)
+        return response
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
         """Everything that is not inference goes straight through; model management
-        to its own upstream when one is set."""
+        to its own upstream when one is set. A path with repeated or trailing slashes
+        is classified and forwarded as its normal form (``normal_path``)."""
+        path = normal_path(request.path)
+        if path != request.rel_url.raw_path:
+            request = request.clone(rel_url=request.rel_url.with_path(path))
+            if request.method == "POST" and path in INFERENCE_PATHS:
+                return await self.inference(request)
         upstream = self.settings.upstream
-        if is_management(request.path) and self.settings.management_upstream:
+        if is_management(path) and self.settings.management_upstream:
             upstream = self.settings.management_upstream
-        response, _ = await self._forward(request, upstream, time.perf_counter())
-        return self._done(request.path, response)
-
-    def _pin_threads(self, request: web.Request) -> Callable[[bytes], bytes] | None:
-        """The pod's thread count on this request's body (threads.py), if set."""
-        threads = self.settings.num_thread
-        if threads is None:
-            return None
-        return lambda body: pin_threads(request.path, body, threads)
+        try:
+            response, _ = await self._forward(request, upstream, time.perf_counter())
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.metrics.count(path, CLIENT_CLOSED)
+            raise
+        return self._done(path, response)
 
     async def _forward(
         self,
@@ -128,7 +160,7 @@ class Proxy:
         upstream: str,
         started: float,
         *,
-        rewrite: Callable[[bytes], bytes] | None = None,
+        body: bytes | None = None,
     ) -> tuple[web.StreamResponse, Outcome | None]:
         fresh = request.app[FRESH_SESSION]
         # Keep-alive only to the Ollama beside us, on loopback: a remote writer behind
@@ -142,7 +174,7 @@ class Proxy:
                 connect_timeout=self.settings.connect_timeout,
                 started=started,
                 streamed_session=fresh,
-                rewrite=rewrite,
+                body=body,
             )
         except UpstreamUnavailable as error:
             self.metrics.upstream_errors.labels("connect").inc()
@@ -169,8 +201,11 @@ class Proxy:
         if isinstance(load, int) and load > 1_000_000:  # > 1 ms: a real load, not a warm hit
             self.metrics.model_load.labels(model).observe(load / 1e9)
 
-    def _busy(self, reason: str, kind: str) -> web.Response:
-        response = _json_error(503, f"server busy, please try again: {reason}")
+    def _refuse(self, path: str, refused: QueueFull | Draining) -> web.Response:
+        """503 busy, with the kind a router reads to send the request elsewhere."""
+        self.metrics.rejected.labels(path).inc()
+        kind = "draining" if isinstance(refused, Draining) else "queue-full"
+        response = _json_error(503, f"server busy, please try again: {refused}")
         response.headers["Retry-After"] = str(self.settings.retry_after)
         response.headers[BUSY_HEADER] = kind
         return response

@@ -9,6 +9,7 @@ end leaves its connection to the session's pool, if the session keeps one.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -108,22 +109,24 @@ async def forward(
     started: float,
     streamed_session: aiohttp.ClientSession | None = None,
     rewrite: Callable[[bytes], bytes] | None = None,
+    body: bytes | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
     """Send ``request`` to ``upstream_url`` (same path and query) and stream the
     answer back. ``started``: perf_counter when Ollama's slot was taken. ``rewrite``
-    changes a body read whole before it is sent (never a streamed one).
+    changes a body read whole before it is sent (never a streamed one). ``body``: the
+    request's body, already read whole (``body.read_body``); else it is read here.
 
     A body too large to hold (see ``request_body``) goes through ``streamed_session``
     (default: ``session``). Give a session without keep-alive there, so that a body
     that cannot be sent twice never goes on a pooled connection.
     """
-    body = await request_body(request)
-    if isinstance(body, bytes) and rewrite is not None:
-        body = rewrite(body)
-    if isinstance(body, aiohttp.StreamReader) and streamed_session is not None:
+    payload = await request_body(request) if body is None else body
+    if isinstance(payload, bytes) and rewrite is not None:
+        payload = rewrite(payload)
+    if isinstance(payload, aiohttp.StreamReader) and streamed_session is not None:
         session = streamed_session
     upstream = await open_upstream(
-        request, session, upstream_url, body=body, connect_timeout=connect_timeout
+        request, session, upstream_url, body=payload, connect_timeout=connect_timeout
     )
     try:
         return await relay(request, upstream, started)
@@ -173,7 +176,7 @@ async def open_upstream(
                 request.method,
                 url,
                 headers=headers,
-                data=body,
+                data=_sendable(body),
                 allow_redirects=False,
                 auto_decompress=False,
                 timeout=timeout,
@@ -186,6 +189,14 @@ async def open_upstream(
         except (aiohttp.ClientConnectionError, OSError) as error:
             raise _unavailable(upstream_url, error) from error
     raise AssertionError("not reached: the last attempt returns or raises")
+
+
+def _sendable(body: bytes | aiohttp.StreamReader | None) -> object:
+    """A large body read whole goes as a fresh file-like view each attempt: aiohttp
+    warns against (and blocks the loop writing) bytes over 1 MiB in one piece."""
+    if isinstance(body, bytes) and len(body) > REPLAYABLE_BODY:
+        return io.BytesIO(body)
+    return body
 
 
 # Connected, then closed (FIN or RST) before the answer's status line.

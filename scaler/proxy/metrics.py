@@ -7,6 +7,7 @@ prompts, no pod names: Prometheus adds the pod's labels at scrape time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -33,6 +34,20 @@ LABELLED_PATHS = INFERENCE_PATHS | MANAGEMENT_PATHS | OTHER_KNOWN_PATHS
 # A GGUF upload from Open WebUI posts the file to /api/blobs/DIGEST, then /api/create
 # names that blob: both must reach the writer, the only Ollama that writes the models.
 BLOBS_PREFIX = "/api/blobs/"
+
+
+CLIENT_CLOSED = 499
+"""The ``code`` of a request whose client left before its answer was complete (while
+its body arrived, in the queue, or streaming): nginx's "client closed request"."""
+
+
+def normal_path(path: str) -> str:
+    """``path`` with repeated slashes collapsed and no trailing slash: ``/api//pull``
+    and ``/api/pull/`` are ``/api/pull`` (Ollama's router redirects or refuses the
+    others, so the proxy and the router classify and forward the normal form)."""
+    if "//" not in path and not (path.endswith("/") and len(path) > 1):
+        return path  # nearly every request: no regex
+    return re.sub("/{2,}", "/", path).rstrip("/") or "/"
 
 
 def is_management(path: str) -> bool:

@@ -55,6 +55,27 @@ class ProxySettings(BaseSettings):
         description="seconds a stopping proxy waits for the answers it holds (below the "
         "pod's terminationGracePeriodSeconds, so Ollama still stops before the SIGKILL)",
     )
+    max_body: int = Field(
+        default=64 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="bytes an inference request's body may have (read whole before a slot)",
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds an inference body may take to arrive"
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, le=3600, description="seconds a new connection may take to send a head"
+    )
+    idle_timeout: float = Field(
+        default=75.0,
+        gt=0,
+        le=86400,
+        description="seconds a kept-alive connection may wait for its next request head",
+    )
+    max_connections: int = Field(
+        default=0, ge=0, le=1_000_000, description="client connections; 0: from the fd limit"
+    )
 
 
 def load_proxy_settings(**flags: Any) -> ProxySettings:

@@ -1,0 +1,71 @@
+"""Read an inference request's body whole, bounded in size and in time, before the
+request may take a slot (proxy) or a place in the shared queue (router).
+
+A slot taken before the body has arrived is held by the client's network, not by
+Ollama: one connection trickling its body a byte at a time would stall a pod of one
+slot for as long as it likes. Read first, and a slow or oversized body costs a
+connection and a buffer, never a slot. Ollama's own limit for comparison: none (its
+Go server reads whatever comes), so the bound here is ours, and generous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from scaler.errors import ScalerError
+
+
+class BodyRefused(ScalerError):
+    """The body was too large (413) or did not arrive in time (408); the connection
+    must be closed, since the rest of the body is still unread."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_body(request: web.Request, *, limit: int, timeout: float) -> bytes:
+    """The whole body, at most ``limit`` bytes, all of it within ``timeout`` seconds of
+    the request's head. Raises BodyRefused (413 or 408)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BodyRefused(413, _too_large(limit))
+    try:
+        async with asyncio.timeout(timeout):
+            return await _bounded(request, limit)
+    except TimeoutError as error:
+        raise BodyRefused(408, f"request body not received within {timeout:g} s") from error
+
+
+async def _bounded(request: web.Request, limit: int) -> bytes:
+    if not request.can_read_body:
+        return b""
+    content, body = request.content, bytearray()
+    while chunk := await content.readany():  # b"" at the end
+        body += chunk
+        if len(body) > limit:  # chunked, or longer than announced
+            raise BodyRefused(413, _too_large(limit))
+    return bytes(body)
+
+
+def _too_large(limit: int) -> str:
+    return f"request body over {limit} bytes (max_body)"
+
+
+async def refuse(
+    request: web.Request, refused: BodyRefused, response: web.Response
+) -> web.Response:
+    """Send ``response`` for ``refused`` and end the connection. A body too large is
+    still arriving: aiohttp reads and drops what comes for a while (its lingering
+    close), so that the client sees the 413 and not a reset. A body that is late may
+    never come: the connection closes as soon as the 408 is out."""
+    response.force_close()
+    if refused.status != 408:
+        return response
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
+    return response
