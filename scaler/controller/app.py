@@ -80,13 +80,23 @@ class Service:
         poll interval is (at most 300 s: at most 1,140 s here)."""
         return max(10.0, 3 * self.config.shortest_poll_interval) + self.config.timeout
 
-    def problem(self) -> tuple[str, str] | None:
-        """Why the controller is not healthy (a status and a reason), or None: a loop
-        that cannot poll, or whose decisions raise every poll, never scales."""
+    def stalled(self) -> tuple[str, str] | None:
+        """Why the loop cannot poll (a status and a reason), or None. A restart can cure
+        a stalled loop, so this is what liveness (``/healthz``) reports."""
         now = self.controller.clock()
         last = self.controller.last_tick or self.started
         if now - last >= self.window:
             return "stalled", f"no poll completed for {now - last:.0f} s"
+        return None
+
+    def problem(self) -> tuple[str, str] | None:
+        """Why the controller does not scale (a status and a reason), or None: a loop
+        that cannot poll, or a target whose decisions raise every poll. A raising target
+        fails readiness only: a restart would not cure it (the same input raises again)
+        and a crash loop would stop the healthy targets too."""
+        stalled = self.stalled()
+        if stalled is not None:
+            return stalled
         failing = self.controller.failing()
         if failing:
             return "failing", f"the last {FAILING_POLLS} polls raised for {listed(failing)}"
@@ -97,7 +107,7 @@ class Service:
         return self.problem() is None
 
     async def healthz(self, request: web.Request) -> web.Response:
-        problem = self.problem()
+        problem = self.stalled()
         if problem is None:
             return web.json_response({"status": "ok"})
         return web.json_response({"status": problem[0], "reason": problem[1]}, status=503)

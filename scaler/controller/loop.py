@@ -19,8 +19,8 @@ log = logging.getLogger("scaler.controller")
 
 FAILING_POLLS = 3
 """Polls in a row whose reconcile raised before a target makes the controller
-unhealthy: a decision that raises every poll (a bug, or a value no check caught)
-never scales, and /healthz must say so instead of 200."""
+unready: a decision that raises every poll (a bug, or a value no check caught)
+never scales, and /readyz must say so instead of 200."""
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
