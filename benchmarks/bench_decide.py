@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-from scaler.config import load_config
+from scaler import config
 from scaler.policy import (
     History,
     Observation,
@@ -28,7 +28,7 @@ from scaler.policy import (
 
 def run(decisions: int) -> tuple[float, int]:
     """Seconds for ``decisions`` decisions and the final history length."""
-    spec = load_config().targets[0].to_policy()
+    spec = config.load().targets[0].to_policy()
     pods = tuple(Pod(f"ollama-{i}", start_time=-1000.0, request=2.0) for i in range(10))
     history = History()
     replicas = 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from scaler.config import load_config
+from scaler.config import Explained, explain
 from scaler.errors import ConfigError, ScalerError, UsageError
 from scaler.policy import Behavior, ScalingRules
 from scaler.policy.legacy import describe_legacy
@@ -40,8 +42,11 @@ def _describe_behavior(behavior: Behavior) -> list[str]:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
-    print(f"{args.file or 'built-in default'}: valid; poll every {config.poll_interval:g}s")
+    # The environment counts as it does for `scaler run`: approve what run would run.
+    explained = explain(args.file, os.environ)
+    config = explained.config
+    print(f"{explained.path} ({explained.path_from}): valid")
+    print("\n".join(_describe_settings(explained)))
     for target in config.targets:
         policy = target.to_policy()
         print(f"{target.key}: {policy.min_replicas}..{policy.max_replicas} replicas")
@@ -56,14 +61,29 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_settings(explained: Explained) -> list[str]:
+    """Each top-level setting, its value in force and where it came from."""
+    values = explained.config.model_dump(by_alias=True, exclude={"targets"}, mode="json")
+    lines = []
+    for key, origin in explained.origins.items():
+        if key not in values:
+            continue
+        value = values[key]
+        parts = value.items() if isinstance(value, dict) else [("", value)]
+        for part, item in parts:
+            shown = "unset" if item is None else item if isinstance(item, str) else json.dumps(item)
+            lines.append(f"  {key}{'.' if part else ''}{part}: {shown} ({origin})")
+    return lines
+
+
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from scaler import logs
+    from scaler.config import load
     from scaler.controller.app import run
-    from scaler.settings import load_settings
 
-    config = load_settings(args.config)
+    config = load(args.config, os.environ)
     logs.configure(args.log_level)
     return asyncio.run(run(config, kubeconfig=args.kubeconfig))
 

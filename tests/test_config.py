@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scaler.config import DEFAULT_CONFIG_PATH, load_config, parse_config
+from scaler.config import DEFAULT_CONFIG_PATH, load, parse_config
 from scaler.errors import ConfigError
 from scaler.policy import (
     DEFAULT_SCALE_DOWN,
@@ -60,7 +60,7 @@ def _problems(data: dict[str, Any]) -> list[str]:
 
 
 def test_default_config_is_the_mission_policy() -> None:
-    config = load_config()
+    config = load()
     (target,) = config.targets
     policy = target.to_policy()
     assert (target.key, policy.min_replicas, policy.max_replicas) == ("chatbot/ollama", 2, 10)
@@ -255,12 +255,12 @@ def test_load_config_reports_the_file(tmp_path: Path) -> None:
     path = tmp_path / "scaler.yaml"
     path.write_text("targets: [\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"scaler.yaml: invalid configuration:\n  not valid YAML"):
-        load_config(path)
+        load(path)
     path.write_text("- just\n- a list\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="must hold a mapping, not list"):
-        load_config(path)
+        load(path)
     with pytest.raises(ConfigError, match="cannot read the file"):
-        load_config(tmp_path / "absent.yaml")
+        load(tmp_path / "absent.yaml")
 
 
 def test_an_hpa_behavior_block_pastes_verbatim(tmp_path: Path) -> None:
@@ -323,7 +323,7 @@ def test_the_two_direct_sources_say_where_they_read() -> None:
 
 
 def test_the_default_queue_is_read_from_the_routers() -> None:
-    queue = load_config().targets[0].metrics[0]
+    queue = load().targets[0].metrics[0]
     assert queue.direct is not None
     assert queue.direct.host == "scaler-router-headless.chatbot.svc.cluster.local"
     assert queue.direct.series == ["scaler_router_queue_depth", "scaler_router_requests_in_flight"]

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from scaler.config import load_config, parse_config
-from scaler.config_bounds import MAX_QUANTITY
-from scaler.config_yaml import MAX_FILE_BYTES
+from scaler.config import load, parse_config
+from scaler.config.bounds import MAX_QUANTITY
+from scaler.config.yaml_file import MAX_FILE_BYTES
 from scaler.errors import ConfigError
 from tests.test_config import BASE, _problems, _with
 
@@ -203,7 +203,7 @@ def _write(tmp_path: Path, content: bytes | str) -> Path:
 
 def _load_problem(path: Path) -> str:
     with pytest.raises(ConfigError) as caught:
-        load_config(path)
+        load(path)
     (problem,) = caught.value.problems
     assert caught.value.source == str(path)
     return problem
@@ -232,7 +232,7 @@ def test_ordinary_anchors_and_aliases_still_load(tmp_path: Path) -> None:
         "      metrics: [{name: q, query: x, target: {type: Value, value: 1}}]}\n"
         "- {<<: *t, deployment: c}\n"
     )
-    assert [t.key for t in load_config(_write(tmp_path, text)).targets] == ["a/b", "a/c"]
+    assert [t.key for t in load(_write(tmp_path, text)).targets] == ["a/b", "a/c"]
 
 
 def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from scaler.config import ScalerConfig, load_config, parse_config
+from scaler.config import ScalerConfig, load, parse_config
 from scaler.controller.loop import Controller
 from scaler.controller.metrics import build_metrics
 from scaler.controller.target import TargetReconciler
@@ -30,7 +30,7 @@ KEY = ("chatbot", "ollama")
 
 
 def _config(**top: Any) -> ScalerConfig:
-    data = load_config().model_dump(by_alias=True, exclude_none=True)
+    data = load().model_dump(by_alias=True, exclude_none=True)
     target = data["targets"][0]
     target["metrics"][0]["query"] = "queue"
     target["metrics"][1]["query"] = "cpu"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scaler.config import load_config, parse_config
+from scaler.config import load, parse_config
 from scaler.controller.app import serving
 from scaler.kube.actuator import KubeActuator
 from scaler.quantity import parse_quantity
@@ -53,7 +53,7 @@ async def test_a_container_the_pods_lack_leaves_them_without_a_request(kube: Clu
 def test_the_default_target_measures_the_container_its_cpu_query_reads(
     config: Path | None,
 ) -> None:
-    (target,) = load_config(config).targets
+    (target,) = load(config).targets
     (cpu,) = [m for m in target.metrics if m.name == "cpu"]
     assert target.container == "ollama"
     assert f'container="{target.container}"' in cpu.query
@@ -62,7 +62,7 @@ def test_the_default_target_measures_the_container_its_cpu_query_reads(
 def test_the_cpu_hpa_measures_the_same_container() -> None:
     hpa = one("cpu-hpa", "HorizontalPodAutoscaler", "ollama")
     (metric,) = hpa["spec"]["metrics"]
-    (target,) = load_config().targets
+    (target,) = load().targets
     assert metric["containerResource"]["container"] == target.container
 
 
@@ -84,7 +84,7 @@ async def test_scaler_run_gives_each_target_its_containers_view(
 ) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    data = load_config().model_dump(by_alias=True, exclude_none=True)
+    data = load().model_dump(by_alias=True, exclude_none=True)
     data.update(metricsHost="127.0.0.1", metricsPort=0, prometheusUrl="http://127.0.0.1:9")
     second = {**data["targets"][0], "deployment": "other"}
     second.pop("container")

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from scaler.config import ScalerConfig, load_config, parse_config
+from scaler.config import ScalerConfig, load, parse_config
 from scaler.controller.metrics import build_metrics
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker, costs_to_write
@@ -88,7 +88,7 @@ def _cost(kube: Cluster, i: int) -> str | None:
 
 
 def _config() -> ScalerConfig:
-    data = load_config().model_dump(by_alias=True, exclude_none=True)
+    data = load().model_dump(by_alias=True, exclude_none=True)
     target = data["targets"][0]
     target["metrics"][0]["query"] = "queue"
     target["metrics"][0].pop("direct", None)

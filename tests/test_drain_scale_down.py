@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from scaler.config import ScalerConfig, load_config, parse_config
+from scaler.config import ScalerConfig, load, parse_config
 from scaler.controller.metrics import build_metrics
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
@@ -42,7 +42,7 @@ async def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 def _config() -> ScalerConfig:
     """The default target, on the queue alone (the source is the test), at PARALLEL
     requests per pod."""
-    data = load_config().model_dump(by_alias=True, exclude_none=True)
+    data = load().model_dump(by_alias=True, exclude_none=True)
     target = data["targets"][0]
     queue = target["metrics"][0]
     queue.pop("direct", None)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from scaler.config import load_config
+from scaler.config import load
 from scaler.quantity import parse_quantity
 from tests.test_manifests import MANIFESTS, pod_specs
 
@@ -74,7 +74,7 @@ def test_the_readme_and_deploy_document_the_same_machine() -> None:
 def test_max_replicas_ollama_pods_fit_the_documented_minikube() -> None:
     cpus, gib = documented_machine(ROOT / "README.md")
     allocatable_cpu, allocatable_memory = cpus - SYSTEM_CPU, gib * 2**30 - SYSTEM_MEMORY
-    config = load_config(MANIFESTS / "base" / "config" / "scaler.yaml")
+    config = load(MANIFESTS / "base" / "config" / "scaler.yaml")
     (target,) = [t for t in config.targets if t.deployment == "ollama"]
     cpu, memory = stack_requests("minikube", ollama_pods=target.max_replicas)
     assert cpu <= allocatable_cpu, (

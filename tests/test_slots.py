@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from scaler.config import load_config, parse_config
+from scaler.config import load, parse_config
 from scaler.controller.metrics import build_metrics
 from scaler.errors import ConfigError
 from scaler.policy import TargetType
@@ -18,7 +18,7 @@ from tests.test_manifests import MANIFESTS, containers, one
 
 
 def _data(**target: Any) -> dict[str, Any]:
-    data = load_config().model_dump(by_alias=True, exclude_none=True)
+    data = load().model_dump(by_alias=True, exclude_none=True)
     data["targets"][0].update(target)
     return copy.deepcopy(data)
 
@@ -69,11 +69,11 @@ def test_a_config_file_keeps_its_own_slots(tmp_path: Any) -> None:
 
 
 def test_the_cluster_configs_slots_are_the_pods_parallel() -> None:
-    (target,) = load_config(MANIFESTS / "base" / "config" / "scaler.yaml").targets
+    (target,) = load(MANIFESTS / "base" / "config" / "scaler.yaml").targets
     pod = one("minikube", "Deployment", "ollama")["spec"]["template"]
     by_name = {c["name"]: c for c in containers(pod)}
     env = {e["name"]: e.get("value") for e in by_name["ollama"]["env"]}
     args = by_name["proxy"]["args"]
     proxy_parallel = args[args.index("--parallel") + 1]
     assert target.slots_per_pod == int(env["OLLAMA_NUM_PARALLEL"]) == int(proxy_parallel)
-    assert load_config().targets[0].slots_per_pod == target.slots_per_pod
+    assert load().targets[0].slots_per_pod == target.slots_per_pod

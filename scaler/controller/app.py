@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from scaler.config import ScalerConfig
-from scaler.config_bounds import listed
+from scaler.config.bounds import listed
 from scaler.controller.loop import FAILING_POLLS, Controller
 from scaler.controller.metrics import ControllerMetrics, build_metrics
 from scaler.controller.target import TargetReconciler

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -207,6 +208,7 @@ def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
                 name,
                 routing=routing,
                 config_path=args.config,
+                environ=os.environ,
                 target=args.target,
                 cpu_hpa_lag=args.cpu_hpa_lag,
                 cpu_target=args.cpu_target,

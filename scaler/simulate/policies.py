@@ -11,11 +11,12 @@ seed's ``cpu-hpa`` behind the Service's random pick. ``NAME@ROUTING`` overrides 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from scaler.config import MetricConfig, ScalerConfig, TargetConfig, load_config
+from scaler.config import MetricConfig, ScalerConfig, TargetConfig, load
 from scaler.policy import (
     MISSION_BEHAVIOR,
     MetricSpec,
@@ -139,6 +140,7 @@ def build_policy(
     *,
     routing: Routing | None = None,
     config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
     target: str | None = None,
     cpu_hpa_lag: float = 0.0,
     cpu_target: float = 80.0,
@@ -150,13 +152,15 @@ def build_policy(
 
     ``parallel``: the model's slots per pod; ``queue`` (the built-in config) holds its
     per-slot target with that many slots per pod. A ``config`` file keeps its own
-    ``slotsPerPod``, as ``scaler run`` would."""
+    ``slotsPerPod``, as ``scaler run`` would, and is loaded as ``scaler run`` loads it:
+    with ``environ``'s ``SCALER_*`` overrides."""
     base, at, suffix = name.partition("@")
     if at:
         routing = parse_routing(suffix, what=f"policy {name!r}")
     policy = _build(
         base,
         config_path=config_path,
+        environ=environ,
         target=target,
         cpu_hpa_lag=cpu_hpa_lag,
         cpu_target=cpu_target,
@@ -172,17 +176,19 @@ def _build(
     name: str,
     *,
     config_path: Path | None,
+    environ: Mapping[str, str] | None,
     target: str | None,
     cpu_hpa_lag: float,
     cpu_target: float,
     parallel: int,
 ) -> SimPolicy:
     if name == "queue":
-        return _from_config("queue", load_config(), target, slots_per_pod=parallel)
+        # the built-in default alone: "queue" is the mission's policy, whatever is set
+        return _from_config("queue", load(), target, slots_per_pod=parallel)
     if name == "config":
         if config_path is None:
             raise SimulationError("policy 'config' needs --config FILE")
-        return _from_config(config_path.stem, load_config(config_path), target)
+        return _from_config(config_path.stem, load(config_path, environ), target)
     if name == "cpu-hpa":
         metric = replace(CPU_HPA_SPEC.metrics[0], target=cpu_target)
         spec = replace(CPU_HPA_SPEC, metrics=(metric,))

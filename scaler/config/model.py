@@ -1,14 +1,11 @@
-"""The configuration file ``scaler run`` and ``scaler simulate --config`` read.
-
-Top level: where Prometheus is, how often to poll, active or shadow mode, the
-fallback, leader election, and the targets (``config_models``). Keys are camelCase
+"""The configuration file's top level: where Prometheus is, how often to poll, active
+or shadow mode, the fallback, leader election, and the targets (``targets``). Keys are camelCase
 as in Kubernetes manifests. Unknown keys are errors, so a typo never silently falls
 back to a default; every error names the key and the value.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -16,9 +13,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import ErrorDetails
 
-from scaler.config_bounds import (
+from scaler.config.bounds import (
     MAX_FAILURE_THRESHOLD,
     MAX_POLL_INTERVAL,
     MAX_REPLICAS,
@@ -29,8 +25,9 @@ from scaler.config_bounds import (
     listed,
     repeated,
 )
-from scaler.config_direct import DirectConfig, StrictModel
-from scaler.config_models import (
+from scaler.config.direct import DirectConfig, StrictModel
+from scaler.config.problems import describe
+from scaler.config.targets import (
     BehaviorConfig,
     MetricConfig,
     PolicyConfig,
@@ -38,23 +35,11 @@ from scaler.config_models import (
     TargetConfig,
     TargetValueConfig,
 )
-from scaler.config_yaml import read_yaml
-from scaler.errors import QUOTE_LIMIT, ConfigError, quote
+from scaler.errors import ConfigError
 
-__all__ = [
-    "DEFAULT_CONFIG_PATH",
-    "FallbackConfig",
-    "LeaderElectionConfig",
-    "MetricConfig",
-    "Mode",
-    "ScalerConfig",
-    "TargetConfig",
-    "load_config",
-    "parse_config",
-    "read_yaml",
-]
-
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
+DEFAULT_CONFIG_PATH = Path(__file__).parents[1] / "default_config.yaml"
+"""The mission's configuration: the Ollama Deployment, 2..10 replicas, the seed HPA's
+behavior, the queue and CPU metrics."""
 
 
 class Mode(StrEnum):
@@ -152,58 +137,10 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Scale
     try:
         return ScalerConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_problems(error), source=source) from error
+        raise ConfigError(describe(error, _KNOWN_KEYS), source=source) from error
 
 
-def load_config(path: Path | str | None = None) -> ScalerConfig:
-    """Load a YAML file, or the built-in default (the mission's Ollama target)."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
-    return parse_config(read_yaml(path), source=str(path))
-
-
-MAX_PROBLEMS = 20
-"""Problems an error lists; 20,000 bad targets must not make a 20,000-line message."""
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union")):
-            continue
-        else:
-            name = part if len(part) <= QUOTE_LIMIT else quote(part)  # a key can be huge too
-            text += f".{name}" if text else name
-    return text or "(top level)"
-
-
-def _problems(error: ValidationError) -> list[str]:
-    items = error.errors(include_url=False)
-    problems = [_problem(item) for item in items[:MAX_PROBLEMS]]
-    if len(items) > MAX_PROBLEMS:
-        problems.append(f"… and {len(items) - MAX_PROBLEMS} more problems")
-    return problems
-
-
-def _problem(item: ErrorDetails) -> str:
-    key = _location(item["loc"])
-    kind = item["type"]
-    value = quote(item.get("input"))
-    ctx = item.get("ctx") or {}
-    if kind == "enum":
-        choices = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
-        return f"{key}: {value} is not one of {choices}"
-    if kind == "extra_forbidden":
-        return f"{key}: unknown key{_suggest(item['loc'])}"
-    if kind == "missing":
-        return f"{key}: required key is missing"
-    if kind == "value_error":
-        return f"{key}: {item['msg'].removeprefix('Value error, ')}"
-    return f"{key}: {item['msg']} (got {value})"
-
-
-_KNOWN_KEYS = {
+_KNOWN_KEYS = frozenset(
     to_camel(name)
     for model in (
         PolicyConfig,
@@ -218,12 +155,5 @@ _KNOWN_KEYS = {
         ScalerConfig,
     )
     for name in model.model_fields
-}
-
-
-def _suggest(loc: tuple[int | str, ...]) -> str:
-    name = str(loc[-1]) if loc else ""
-    if len(name) > 64:  # no key is this long; difflib's cost grows with the length
-        return ""
-    close = difflib.get_close_matches(name, sorted(_KNOWN_KEYS), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+)
+"""Every key the file may hold, for "did you mean" on an unknown one."""

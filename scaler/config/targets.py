@@ -12,7 +12,7 @@ import re
 from pydantic import Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from scaler.config_bounds import (
+from scaler.config.bounds import (
     MAX_INT32,
     MAX_METRICS,
     MAX_POLL_INTERVAL,
@@ -23,7 +23,7 @@ from scaler.config_bounds import (
     listed,
     repeated,
 )
-from scaler.config_direct import DirectConfig, Quantity, StrictModel
+from scaler.config.direct import DirectConfig, Quantity, StrictModel
 from scaler.policy import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from scaler.config_bounds import quantity
+from scaler.config.bounds import quantity
 from scaler.errors import quote
 
 Quantity = Annotated[float, BeforeValidator(quantity)]
