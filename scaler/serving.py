@@ -15,12 +15,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from scaler.errors import UsageError
+from scaler.proxy.connections import ConnectionLimits, start_guarded
+
 
 async def serve_until_cancelled(
     app: web.Application,
     *,
     host: str,
     port: int,
+    limits: ConnectionLimits,
     log: logging.Logger,
     what: str,
     shutdown_timeout: float = 60.0,
@@ -28,20 +32,28 @@ async def serve_until_cancelled(
 ) -> None:
     """Listen on ``host:port`` until cancelled (the CLI cancels on SIGTERM), then await
     ``drain`` while still listening (the proxy answers new requests "busy" meanwhile),
-    then stop listening and give running handlers ``shutdown_timeout`` seconds to finish."""
+    then stop listening and give running handlers ``shutdown_timeout`` seconds to finish.
+    Client connections are bounded by ``limits`` (``scaler/proxy/connections.py``).
+    Raises UsageError when ``host:port`` cannot be listened on."""
     access_log = logging.getLogger("aiohttp.access") if log.isEnabledFor(logging.DEBUG) else None
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        handler_cancellation=True,
-        access_log=access_log,
-        shutdown_timeout=shutdown_timeout,
-    )
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        log.info("%s listening on %s:%d", what, host, port)
+        runner, guard = await start_guarded(
+            app,
+            host=host,
+            port=port,
+            limits=limits,
+            handle_signals=False,
+            handler_cancellation=True,
+            access_log=access_log,
+            shutdown_timeout=shutdown_timeout,
+        )
+    except OSError as error:  # busy port, unknown host, address not on this machine
+        where = f"{host[:64]!r} port {port}"
+        raise UsageError(f"cannot listen on {where}: {error.strerror or error}") from error
+    try:
+        log.info(
+            "%s listening on %s:%d (at most %d client connections)", what, host, port, guard.cap
+        )
         try:
             await asyncio.Event().wait()
         finally:

@@ -92,19 +92,25 @@ def test_bad_flags_exit_2_naming_the_setting_and_value(args: list[str], message:
     assert message in done.stderr, done.stderr
 
 
-def test_sigterm_lets_streaming_and_queued_answers_finish_then_exits_0() -> None:
+def test_sigterm_lets_the_streaming_answer_finish_refuses_the_queued_one_busy_then_exits_0() -> (
+    None
+):
     with (
         running_fake_ollama(slots=1, tokens=60, tokens_per_second=60) as fake,
         running_router("--endpoint", fake.url, "--log-level", "warning") as (child, url),
     ):
         answers: dict[str, str] = {}
+        refused: dict[str, int] = {}
 
         def chat(name: str) -> None:
             with ollama.Client(host=url) as client:
-                parts = client.chat(
-                    model=MODEL, messages=[{"role": "user", "content": name}], stream=True
-                )
-                answers[name] = "".join(p.message.content or "" for p in parts)
+                try:
+                    parts = client.chat(
+                        model=MODEL, messages=[{"role": "user", "content": name}], stream=True
+                    )
+                    answers[name] = "".join(p.message.content or "" for p in parts)
+                except ollama.ResponseError as error:
+                    refused[name] = error.status_code
 
         threads = [threading.Thread(target=chat, args=(name,)) for name in ("first", "second")]
         threads[0].start()
@@ -112,12 +118,13 @@ def test_sigterm_lets_streaming_and_queued_answers_finish_then_exits_0() -> None
         threads[1].start()
         _wait(lambda: _metric(url, "scaler_router_queue_depth") == 1)
         child.send_signal(signal.SIGTERM)  # one streaming, one queued
+        threads[1].join(5)  # refused at once: 503 + Retry-After, the client goes elsewhere
+        assert refused == {"second": 503} and fake.stats().active == 1
         _wait(lambda: _refused(url))  # stops listening at once
-        for thread in threads:
-            thread.join(15)
+        threads[0].join(15)
         assert child.wait(15) == 0
-    assert set(answers) == {"first", "second"} and all(answers.values())
-    assert fake.stats().served == 2
+    assert set(answers) == {"first"} and answers["first"]
+    assert fake.stats().served == 1
 
 
 def _metric(url: str, name: str) -> float:

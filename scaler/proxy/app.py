@@ -25,6 +25,7 @@ from scaler.proxy.forward import (
     Outcome,
     UpstreamUnavailable,
     forward,
+    normalised,
     upstream_sessions,
 )
 from scaler.proxy.metrics import (
@@ -139,11 +140,9 @@ class Proxy:
         """Everything that is not inference goes straight through; model management
         to its own upstream when one is set. A path with repeated or trailing slashes
         is classified and forwarded as its normal form (``normal_path``)."""
-        path = normal_path(request.path)
-        if path != request.rel_url.raw_path:
-            request = request.clone(rel_url=request.rel_url.with_path(path))
-            if request.method == "POST" and path in INFERENCE_PATHS:
-                return await self.inference(request)
+        request, path = normalised(request)
+        if request.method == "POST" and path in INFERENCE_PATHS:  # it had extra slashes
+            return await self.inference(request)
         upstream = self.settings.upstream
         if is_management(path) and self.settings.management_upstream:
             upstream = self.settings.management_upstream
@@ -300,6 +299,7 @@ async def serve(settings: ProxySettings) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        limits=settings.connection_limits(),
         log=log,
         what=f"scaler proxy for {settings.upstream}",
         drain=app[PROXY].drain,

@@ -21,6 +21,8 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from scaler.proxy.metrics import normal_path
+
 # RFC 9110 §7.6.1 connection-specific headers, plus the ones aiohttp sets itself.
 HOP_BY_HOP = frozenset(
     {
@@ -85,6 +87,15 @@ class Outcome:
     first_byte: float | None = None
     stats: dict[str, Any] | None = None
     broken: bool = False
+
+
+def normalised(request: web.Request) -> tuple[web.Request, str]:
+    """``request`` with its path in normal form (``normal_path``: ``/api//pull/`` is
+    ``/api/pull``), and that path: what is classified, counted and forwarded."""
+    path = normal_path(request.path)
+    if path != request.rel_url.raw_path:
+        request = request.clone(rel_url=request.rel_url.with_path(path))
+    return request, path
 
 
 def request_headers(request: web.Request) -> CIMultiDict[str]:

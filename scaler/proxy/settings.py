@@ -8,9 +8,41 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scaler.errors import ConfigError
+from scaler.proxy.connections import ConnectionLimits
 
 
-class ProxySettings(BaseSettings):
+class ClientBounds(BaseSettings):
+    """Bounds on what clients may hold, shared by ``scaler proxy`` and ``scaler router``
+    (docs/proxy.md, "Slow clients and floods"): a body's size and time, a head's time,
+    an idle connection's time, and the number of connections."""
+
+    max_body: int = Field(
+        default=64 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="bytes an inference request's body may have (read whole before a slot)",
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds an inference body may take to arrive"
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, le=3600, description="seconds a new connection may take to send a head"
+    )
+    idle_timeout: float = Field(
+        default=75.0,
+        gt=0,
+        le=86400,
+        description="seconds a kept-alive connection may wait for its next request head",
+    )
+    max_connections: int = Field(
+        default=0, ge=0, le=1_000_000, description="client connections; 0: from the fd limit"
+    )
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(self.header_timeout, self.idle_timeout, self.max_connections)
+
+
+class ProxySettings(ClientBounds):
     """Where to listen, where Ollama is, and how many requests it may hold."""
 
     model_config = SettingsConfigDict(env_prefix="SCALER_PROXY_", extra="forbid", frozen=True)
@@ -54,27 +86,6 @@ class ProxySettings(BaseSettings):
         ge=0,
         description="seconds a stopping proxy waits for the answers it holds (below the "
         "pod's terminationGracePeriodSeconds, so Ollama still stops before the SIGKILL)",
-    )
-    max_body: int = Field(
-        default=64 << 20,
-        ge=1024,
-        le=1 << 30,
-        description="bytes an inference request's body may have (read whole before a slot)",
-    )
-    body_timeout: float = Field(
-        default=30.0, gt=0, le=3600, description="seconds an inference body may take to arrive"
-    )
-    header_timeout: float = Field(
-        default=10.0, gt=0, le=3600, description="seconds a new connection may take to send a head"
-    )
-    idle_timeout: float = Field(
-        default=75.0,
-        gt=0,
-        le=86400,
-        description="seconds a kept-alive connection may wait for its next request head",
-    )
-    max_connections: int = Field(
-        default=0, ge=0, le=1_000_000, description="client connections; 0: from the fd limit"
     )
 
 

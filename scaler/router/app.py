@@ -20,18 +20,26 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from scaler.proxy.body import BodyRefused, read_body, refuse
 from scaler.proxy.forward import (
     BUSY_HEADER,
     FRESH_SESSION,
     SESSION,
     UpstreamUnavailable,
     forward,
+    normalised,
     open_upstream,
     relay,
     upstream_sessions,
 )
-from scaler.proxy.metrics import INFERENCE_PATHS, is_management, path_label
-from scaler.router.dispatch import Dispatcher, NoReadyPod, Pod, QueueFull
+from scaler.proxy.metrics import (
+    CLIENT_CLOSED,
+    INFERENCE_PATHS,
+    is_management,
+    normal_path,
+    path_label,
+)
+from scaler.router.dispatch import Dispatcher, Draining, NoReadyPod, Pod, QueueFull
 from scaler.router.metrics import RouterMetrics, build_metrics
 from scaler.router.settings import RouterSettings
 
@@ -66,18 +74,31 @@ class Router:
         self._ready = ready
 
     async def inference(self, request: web.Request) -> web.StreamResponse:
-        """Queue until a pod has a free slot, then stream the answer through it."""
-        path = request.path
+        """Queue until a pod has a free slot, then stream the answer through it; a
+        request its client abandoned is counted as ``CLIENT_CLOSED``."""
+        path = normal_path(request.path)
+        try:
+            return await self._queue_and_relay(request, path)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self._count(path, CLIENT_CLOSED)
+            raise
+
+    async def _queue_and_relay(self, request: web.Request, path: str) -> web.StreamResponse:
         arrived = time.perf_counter()
         try:
-            body = await _json_body(request)
+            body = await _json_body(request, self.settings)
             pod, upstream, bound = await self._bind(request, body)
+        except BodyRefused as refused:
+            refusal = await refuse(request, refused, _json_error(refused.status, str(refused)))
+            return self._reject(path, "bad_request", refusal)
         except BadRequest as bad:
             return self._reject(path, "bad_request", _json_error(bad.status, str(bad)))
         except QueueFull as full:
             return self._reject(path, "queue_full", self._busy(str(full)))
         except NoReadyPod as none:
             return self._reject(path, "no_ready_pod", self._busy(str(none)))
+        except Draining as draining:
+            return self._reject(path, "draining", self._busy(str(draining)))
         except UpstreamUnavailable as error:
             log.warning("%s", error)
             return self._done(path, _json_error(502, str(error)))
@@ -93,6 +114,18 @@ class Router:
         if outcome.first_byte is not None and outcome.status < 400:
             self.metrics.time_to_first_byte.labels(path).observe(outcome.first_byte)
         return self._done(path, response)
+
+    async def drain(self) -> None:
+        """The router is stopping: requests waiting in the queue get 503 with
+        Retry-After now (the client, or Open WebUI's retry, goes to another router);
+        those bound to a pod stream to their end while the runner shuts down."""
+        queued = self.dispatcher.queued
+        self.dispatcher.close("this router is stopping")
+        log.info(
+            "draining: refused %d queued request(s), %d streaming",
+            queued,
+            self.dispatcher.in_flight,
+        )
 
     async def _bind(
         self, request: web.Request, body: bytes
@@ -139,8 +172,19 @@ class Router:
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
         """Everything that is not inference: to the least busy ready pod, streamed;
-        model management (and blob uploads) to the models' writer when one is set."""
-        path = request.path
+        model management (and blob uploads) to the models' writer when one is set. A
+        path with repeated or trailing slashes is classified and forwarded as its
+        normal form (``normal_path``), an inference one queued as inference."""
+        request, path = normalised(request)
+        if request.method == "POST" and path in INFERENCE_PATHS:  # it had extra slashes
+            return await self.inference(request)
+        try:
+            return await self._pass(request, path)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self._count(path, CLIENT_CLOSED)
+            raise
+
+    async def _pass(self, request: web.Request, path: str) -> web.StreamResponse:
         session = request.app[SESSION]
         if is_management(path) and self.settings.management_upstream:
             url = self.settings.management_upstream
@@ -176,8 +220,11 @@ class Router:
         return response
 
     def _done(self, path: str, response: web.StreamResponse) -> web.StreamResponse:
-        self.metrics.requests.labels(path_label(path), str(response.status)).inc()
+        self._count(path, response.status)
         return response
+
+    def _count(self, path: str, status: int) -> None:
+        self.metrics.requests.labels(path_label(path), str(status)).inc()
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -191,13 +238,11 @@ class Router:
         return web.json_response({"status": "ready", "pods": counts})
 
 
-async def _json_body(request: web.Request) -> bytes:
-    """The whole body, read before queueing: a request that goes back to the queue
-    is sent again, and a malformed one never takes a slot."""
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge as error:
-        raise BadRequest(413, f"request body over {request.app._client_max_size} bytes") from error
+async def _json_body(request: web.Request, bounds: RouterSettings) -> bytes:
+    """The whole body, read before queueing (within ``max_body`` and ``body_timeout``,
+    see proxy/body.py): a request that goes back to the queue is sent again, and a
+    malformed or trickling one never takes a slot."""
+    body = await read_body(request, limit=bounds.max_body, timeout=bounds.body_timeout)
     try:
         parsed = json.loads(body)
     except ValueError as error:

@@ -29,6 +29,10 @@ class QueueFull(ScalerError):
     """The shared queue already holds ``max_queue`` requests."""
 
 
+class Draining(ScalerError):
+    """The router is stopping: a request that would wait is refused at once."""
+
+
 class NoReadyPod(ScalerError):
     """No Ollama pod has been ready for ``no_pod_wait`` seconds."""
 
@@ -82,6 +86,7 @@ class Dispatcher:
         self._wakeup_at: float | None = None
         self._give_up_armed_for: float | None = None  # the _no_ready_since it is armed for
         self._retired: list[Pod] = []  # replaced under a reused name, still holding requests
+        self._closed: str | None = None  # why nothing may wait any more (close())
 
     # -- what the metrics read --------------------------------------------------------
 
@@ -162,13 +167,16 @@ class Dispatcher:
         ``again``: the request was already admitted and is back (its pod refused it or
         could not be reached): it goes to the head of the queue and is not counted
         against ``max_queue``. Raises QueueFull or NoReadyPod at once, NoReadyPod also
-        after ``no_pod_wait`` seconds without any ready pod.
+        after ``no_pod_wait`` seconds without any ready pod; Draining once ``close``d
+        (at once if no slot is free, or while waiting).
         """
         if not self._queue:
             pod = self._free_pod(self._clock())
             if pod is not None:
                 pod.active += 1
                 return pod
+        if self._closed is not None:
+            raise Draining(self._closed)
         since = self._no_ready_since
         if since is not None and self._clock() - since >= self.no_pod_wait:
             raise NoReadyPod(self._no_pod_message())
@@ -188,6 +196,16 @@ class Dispatcher:
             else:
                 self._forget(waiter)
             raise
+
+    def close(self, reason: str) -> None:
+        """The router is stopping: every waiting request, and every later one that
+        finds no free slot at once, gets Draining now (503 + Retry-After: the client
+        goes elsewhere) instead of waiting for a slot the drain may never give it."""
+        self._closed = reason
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                waiter.set_exception(Draining(reason))
 
     def _forget(self, waiter: asyncio.Future[Pod]) -> None:
         with contextlib.suppress(ValueError):  # already taken off by a dispatch or give-up

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from scaler.proxy.metrics import INFERENCE_PATHS
 from scaler.router.dispatch import Dispatcher
 
-REJECT_REASONS = ("queue_full", "no_ready_pod", "bad_request")
+REJECT_REASONS = ("queue_full", "no_ready_pod", "bad_request", "draining")
 REDISPATCH_REASONS = ("slot_taken", "draining", "connect_failed")
 UPSTREAM_ERRORS = ("connect", "mid_stream")
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from scaler.router.app import Discovery, build_app
+from scaler.router.app import ROUTER, Discovery, build_app
 from scaler.router.dispatch import Dispatcher
 from scaler.router.endpoints import static_snapshot
 from scaler.router.settings import RouterSettings
@@ -62,17 +62,21 @@ def slice_discovery(settings: RouterSettings) -> Discovery:
 
 
 async def serve(settings: RouterSettings) -> None:
-    """Serve until cancelled (the CLI cancels on SIGTERM), then drain: stop listening,
-    let queued and streaming requests finish, then stop discovery."""
+    """Serve until cancelled (the CLI cancels on SIGTERM), then drain: refuse what is
+    queued (503, Retry-After), stop listening, let streaming requests finish, then
+    stop discovery."""
     discovery = (
         static_discovery(settings.endpoints) if settings.endpoints else slice_discovery(settings)
     )
     where = ", ".join(settings.endpoints) or f"service {settings.namespace}/{settings.service}"
+    app = build_app(settings, discovery)
     await serve_until_cancelled(
-        build_app(settings, discovery),
+        app,
         host=settings.host,
         port=settings.port,
+        limits=settings.connection_limits(),
         log=log,
         what=f"scaler router for {where}",
+        drain=app[ROUTER].drain,
         shutdown_timeout=DRAIN_TIMEOUT,
     )

@@ -6,15 +6,15 @@ import re
 from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from scaler.errors import ConfigError
-from scaler.proxy.settings import flag_problems
+from scaler.proxy.settings import ClientBounds, flag_problems
 
 _URL = r"^https?://[^\s/]+/?$"
 
 
-class RouterSettings(BaseSettings):
+class RouterSettings(ClientBounds):
     """Where to listen, where the Ollama pods are, and how many requests each holds."""
 
     model_config = SettingsConfigDict(env_prefix="SCALER_ROUTER_", extra="forbid", frozen=True)
@@ -45,9 +45,6 @@ class RouterSettings(BaseSettings):
     retry_after: int = Field(default=5, ge=1, le=3600, description="seconds, sent with a 503")
     no_pod_wait: float = Field(
         default=10.0, ge=0, le=3600, description="seconds a request waits while no pod is ready"
-    )
-    max_body: int = Field(
-        default=64 << 20, ge=1024, description="bytes an inference request's body may have"
     )
     connect_timeout: float = Field(default=5.0, gt=0, le=300, description="seconds to a pod")
 
