@@ -104,6 +104,7 @@ def _proxy(args: argparse.Namespace) -> int:
         ready_model=args.ready_model,
         num_thread=args.num_thread,
         drain_timeout=args.drain_timeout,
+        **_client_bounds(args),
     )
     logs.configure(args.log_level)
     _serve_until_signal(serve(settings))
@@ -128,6 +129,7 @@ def _router(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         retry_after=args.retry_after,
         no_pod_wait=args.no_pod_wait,
+        **_client_bounds(args),
     )
     logs.configure(args.log_level)
     _serve_until_signal(serve(settings))
@@ -152,6 +154,22 @@ def _serve_until_signal(server: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main())
 
 
+_CLIENT_BOUNDS = ("max_body", "body_timeout", "header_timeout", "idle_timeout", "max_connections")
+
+
+def _add_client_bounds(parser: argparse.ArgumentParser) -> None:
+    """The proxy's and the router's bounds on clients (docs/proxy.md, Slow clients)."""
+    parser.add_argument("--max-body", type=int, help="bytes an inference body may have (64 MiB)")
+    parser.add_argument("--body-timeout", type=float, help="seconds for an inference body (30)")
+    parser.add_argument("--header-timeout", type=float, help="seconds for a first head (10)")
+    parser.add_argument("--idle-timeout", type=float, help="seconds a connection may idle (75)")
+    parser.add_argument("--max-connections", type=int, help="client connections (from fds)")
+
+
+def _client_bounds(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in _CLIENT_BOUNDS}
+
+
 def _add_router(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     router = commands.add_parser(
         "router",
@@ -174,6 +192,7 @@ def _add_router(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     router.add_argument(
         "--no-pod-wait", type=float, help="seconds a request waits while no pod is ready (10)"
     )
+    _add_client_bounds(router)
     router.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     router.set_defaults(handler=_router)
 
@@ -220,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument(
         "--drain-timeout", type=float, help="seconds to finish held answers on SIGTERM (110)"
     )
+    _add_client_bounds(proxy)
     proxy.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     proxy.set_defaults(handler=_proxy)
     _add_router(commands)
