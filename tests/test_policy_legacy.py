@@ -20,6 +20,7 @@ from scaler.policy import (
     SourceType,
     TargetType,
 )
+from scaler.policy.legacy import limit_legacy, stabilize_legacy
 from tests.timeline import Timeline
 
 QUEUE = MetricSpec("queue", SourceType.EXTERNAL, TargetType.AVERAGE_VALUE, 1.0)
@@ -124,3 +125,45 @@ def test_legacy_scale_up_limit_is_max_of_double_and_four(current: int, limit: in
     spec = PolicySpec(min_replicas=1, max_replicas=100, metrics=(QUEUE,), behavior=LEGACY_BEHAVIOR)
     d = Timeline(spec, replicas=current).at(0, load=1000)
     assert (d.replicas, d.reason) == (limit, Reason.SCALE_UP_LIMIT)
+
+
+# upstream: TestConvertDesiredReplicasWithRules (horizontal_test.go); the case with
+# minReplicas 0 is left out (scaler requires minReplicas >= 1).
+@pytest.mark.parametrize(
+    ("current", "desired", "low", "high", "expected", "reason"),
+    [
+        pytest.param(5, 7, 3, 8, 7, Reason.DESIRED_WITHIN_RANGE, id="within range"),
+        pytest.param(3, 1, 2, 8, 2, Reason.TOO_FEW_REPLICAS, id="below minReplicas"),
+        pytest.param(20, 1000, 1, 10, 10, Reason.TOO_MANY_REPLICAS, id="maxReplicas limits"),
+        pytest.param(3, 1000, 1, 2000, 6, Reason.SCALE_UP_LIMIT, id="scaleUpLimit limits"),
+    ],
+)
+def test_upstream_convert_desired_replicas_with_rules(
+    current: int, desired: int, low: int, high: int, expected: int, reason: Reason
+) -> None:
+    replicas, got, _ = limit_legacy(
+        desired=desired, current=current, min_replicas=low, max_replicas=high
+    )
+    assert (replicas, got) == (expected, reason)
+
+
+# upstream: TestNormalizeDesiredReplicas, which drives stabilizeRecommendation with a
+# 5 min window; times are seconds before now = 0.
+@pytest.mark.parametrize(
+    ("recommendations", "desired", "expected", "length"),
+    [
+        pytest.param((), 5, 5, 1, id="empty log"),
+        pytest.param(((4, -120.0), (5, -60.0)), 3, 5, 3, id="stabilize"),
+        pytest.param(((1, -120.0), (2, -60.0)), 3, 3, 3, id="no stabilize"),
+        pytest.param(((10, -600.0), (9, -540.0)), 3, 3, 2, id="no stabilize - old"),
+        pytest.param(
+            ((10, -600.0), (4, -60.0), (5, -120.0), (9, -540.0)), 3, 5, 4, id="stabilize - old"
+        ),
+    ],
+)
+def test_upstream_normalize_desired_replicas(
+    recommendations: tuple[tuple[int, float], ...], desired: int, expected: int, length: int
+) -> None:
+    records = tuple(Recommendation(count, at) for count, at in recommendations)
+    stabilized = stabilize_legacy(records, desired=desired, window=300, now=0.0)
+    assert (stabilized.replicas, len(stabilized.recommendations)) == (expected, length)
