@@ -18,7 +18,7 @@ from scaler.simulate.policies import (
     build_policy,
 )
 from scaler.simulate.runner import REASONS, run_policy, service_times
-from scaler.simulate.session import Simulation, simulate
+from scaler.simulate.side_by_side import Simulation, simulate
 from scaler.simulate.sight import Sight
 from scaler.simulate.types import PolicyResult, Trace
 

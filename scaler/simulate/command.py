@@ -37,7 +37,7 @@ from scaler.simulate.policies import (
 from scaler.simulate.progress import Progress
 from scaler.simulate.sampling import MAX_TOKEN_SPREAD
 from scaler.simulate.scenarios import DEFAULT_SCENARIO, SCENARIOS, build_scenario
-from scaler.simulate.session import Simulation, simulate
+from scaler.simulate.side_by_side import Simulation, simulate
 from scaler.simulate.types import SimulationError, Trace, TraceError
 
 # The bounds the manifests deploy: the router's whole queue, and each pod's proxy
