@@ -36,6 +36,7 @@ from scaler.config.targets import (
     TargetValueConfig,
 )
 from scaler.errors import ConfigError
+from scaler.policy import Fallback, TargetSpec
 
 DEFAULT_CONFIG_PATH = Path(__file__).parents[1] / "default_config.yaml"
 """The mission's configuration: the Ollama Deployment, 2..10 replicas, the seed HPA's
@@ -59,6 +60,9 @@ class FallbackConfig(StrictModel):
     failure_threshold: int = Field(
         default=3, ge=1, le=MAX_FAILURE_THRESHOLD, description="consecutive failed polls"
     )
+
+    def to_policy(self) -> Fallback:
+        return Fallback(self.replicas, self.failure_threshold)
 
 
 class LeaderElectionConfig(StrictModel):
@@ -113,6 +117,16 @@ class ScalerConfig(StrictModel):
     @property
     def shortest_poll_interval(self) -> float:
         return min(t.poll_interval or self.poll_interval for t in self.targets)
+
+    def step_spec(self, target: TargetConfig) -> TargetSpec:
+        """What ``scaler.policy.step`` needs for ``target``: its engine spec, the
+        fallback, and whether an HPA beside it makes it stand by (not in shadow mode,
+        where nothing is patched and the HPA beside us is the point)."""
+        return TargetSpec(
+            target.to_policy(),
+            None if self.fallback is None else self.fallback.to_policy(),
+            yield_to_hpa=self.mode is not Mode.SHADOW,
+        )
 
     @model_validator(mode="after")
     def _timeout_below_poll(self) -> ScalerConfig:

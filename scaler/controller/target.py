@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from scaler.config import Mode, ScalerConfig, TargetConfig
 from scaler.controller.capacity import report_unschedulable, unschedulable
 from scaler.controller.metrics import ControllerMetrics
-from scaler.controller.overrides import hpa_conflict, manual_control, with_fallback
 from scaler.controller.reading import MetricReader
 from scaler.controller.victims import VictimMarker, report
 from scaler.kube.base import Actuator, KubeError, Workload
@@ -26,13 +25,13 @@ from scaler.policy import (
     MetricReading,
     Observation,
     Pod,
-    PolicySpec,
     Reason,
-    Unavailable,
-    decide,
+    Seen,
+    StepState,
+    TargetSpec,
     format_milli,
-    record_scale,
-    remember,
+    record_scaled,
+    step,
 )
 from scaler.sources.base import MetricSource
 from scaler.sources.proxies import ProxyScraper
@@ -42,15 +41,18 @@ log = logging.getLogger("scaler.controller")
 
 @dataclass(slots=True)
 class TargetState:
-    """What one target remembers between polls."""
+    """What one target remembers between polls: the policy's state (``step``), and
+    what was reported, so that each change is logged once."""
 
-    history: History = field(default_factory=History)
-    failures: int = 0
-    last_good_poll: float | None = None
+    step: StepState = field(default_factory=StepState)
     conflict_reported: bool = False
     last_reason: Reason | None = None
     marking_failed: bool = False  # the last marking of victims failed (logged once)
     unschedulable: int = 0  # pods no node could take at the last observe (logged on change)
+
+    @property
+    def history(self) -> History:
+        return self.step.history
 
 
 class TargetReconciler:
@@ -74,7 +76,7 @@ class TargetReconciler:
         self.actuator = actuator
         self.metrics = metrics
         self.is_leader = is_leader
-        self.spec: PolicySpec = target.to_policy()
+        self.spec: TargetSpec = config.step_spec(target)
         self.state = TargetState()
         self.labels = (target.namespace, target.deployment)
         self.reader = MetricReader(
@@ -118,30 +120,14 @@ class TargetReconciler:
     def _decide(
         self, workload: Workload, readings: dict[str, MetricReading], now: float
     ) -> Decision:
-        state = self.state
-        current = workload.spec_replicas
-        if all(isinstance(r, Unavailable) for r in readings.values()):
-            state.failures += 1
-        else:
-            state.failures = 0
-            state.last_good_poll = now
-        # In shadow mode nothing is patched, so an HPA beside us is the point, not a fight.
-        conflict = None if self.config.mode is Mode.SHADOW else workload.conflicting_hpa
-        override = hpa_conflict(conflict, current) or manual_control(workload.annotations, current)
-        if override is not None:
-            return override
         observation = Observation(
-            spec_replicas=current,
+            spec_replicas=workload.spec_replicas,
             status_replicas=workload.status_replicas,
             pods=workload.pods,
             readings=readings,
         )
-        decision, state.history = decide(self.spec, observation, state.history, now)
-        decision = with_fallback(decision, failures=state.failures, fallback=self.config.fallback)
-        if decision.reason is Reason.FALLBACK:
-            # Remembered like any recommendation: after the outage, the scale-down
-            # window holds the fallback count before the rules bring it down.
-            state.history = remember(state.history, self.spec.behavior, decision.replicas, now)
+        seen = Seen(observation, workload.annotations, workload.conflicting_hpa)
+        decision, self.state.step = step(self.spec, self.state.step, seen, now)
         return decision
 
     async def _act(self, decision: Decision, workload: Workload, now: float) -> str:
@@ -174,9 +160,7 @@ class TargetReconciler:
             return "scale_failed"
         self.metrics.scale_operations.labels(*self.labels, direction, "success").inc()
         # Upstream stores a scale event only after a successful update.
-        self.state.history = record_scale(
-            self.state.history, self.spec.behavior, decision.current, decision.replicas, now
-        )
+        self.state.step = record_scaled(self.spec, self.state.step, decision, now)
         await self._event(
             "SuccessfulRescale", f"New size: {decision.replicas}; reason: {decision.message}"
         )
@@ -244,9 +228,10 @@ class TargetReconciler:
                 m.decision_reason.labels(*labels, previous.value).set(0)
             m.decision_reason.labels(*labels, decision.reason.value).set(1)
             self.state.last_reason = decision.reason
-        m.consecutive_failures.labels(*labels).set(self.state.failures)
-        if self.state.last_good_poll is not None:
-            m.last_good_poll.labels(*labels).set(self.state.last_good_poll)
+        state = self.state.step
+        m.consecutive_failures.labels(*labels).set(state.failures)
+        if state.last_good_poll is not None:
+            m.last_good_poll.labels(*labels).set(state.last_good_poll)
         m.hpa_conflict.labels(*labels).set(workload.conflicting_hpa is not None)
 
     def _log(self, decision: Decision, action: str) -> None:

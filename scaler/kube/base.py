@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from scaler.errors import ScalerError
+
+# The pause and pin annotations belong to the overrides that read them (the policy);
+# re-exported for the callers that set them on a Deployment.
+from scaler.policy import PAUSE_ANNOTATION as PAUSE_ANNOTATION
+from scaler.policy import PIN_ANNOTATION as PIN_ANNOTATION
 from scaler.policy import Pod
 
-# Annotations on the Deployment that a person sets to take manual control.
-PAUSE_ANNOTATION = "scaler.example.com/paused"
-"""``"true"``: leave this Deployment alone until the annotation is removed."""
-PIN_ANNOTATION = "scaler.example.com/pinned-replicas"
-"""A whole number: hold the Deployment at exactly this many replicas."""
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 """On a pod: the ReplicaSet deletes the pods with the lowest value first (among pods
 equally ready; upstream ``ActivePodsWithRanks``). An int32 as a string."""

@@ -1,7 +1,7 @@
 """The pure scaling policy: the Kubernetes HPA's rules with time as a parameter.
 
-No asyncio, no I/O, no clock reads. ``decide`` is the entry point; the history it
-returns goes into the next call.
+No asyncio, no I/O, no clock reads. ``step`` is the entry point for one target's
+poll (the overrides around ``decide``); the state it returns goes into the next call.
 """
 
 from scaler.policy.behavior import (
@@ -39,7 +39,16 @@ from scaler.policy.metrics import (
     Unavailable,
 )
 from scaler.policy.milli import format_milli
+from scaler.policy.overrides import (
+    PAUSE_ANNOTATION,
+    PIN_ANNOTATION,
+    Fallback,
+    hpa_conflict,
+    manual_control,
+    with_fallback,
+)
 from scaler.policy.pods import Pod, PodPhase, PodSample
+from scaler.policy.step import Seen, StepState, TargetSpec, record_scaled, step
 
 __all__ = [
     "DEFAULT_SCALE_DOWN",
@@ -47,8 +56,11 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "LEGACY_BEHAVIOR",
     "MISSION_BEHAVIOR",
+    "PAUSE_ANNOTATION",
+    "PIN_ANNOTATION",
     "Behavior",
     "Decision",
+    "Fallback",
     "History",
     "MetricProposal",
     "MetricReading",
@@ -65,17 +77,25 @@ __all__ = [
     "ScaleEvent",
     "ScalingPolicy",
     "ScalingRules",
+    "Seen",
     "SelectPolicy",
     "SourceType",
+    "StepState",
+    "TargetSpec",
     "TargetType",
     "TotalValue",
     "Unavailable",
     "context",
     "decide",
     "format_milli",
+    "hpa_conflict",
+    "manual_control",
     "proposal_valid_until",
     "propose",
     "propose_metric",
     "record_scale",
+    "record_scaled",
     "remember",
+    "step",
+    "with_fallback",
 ]

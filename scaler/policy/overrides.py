@@ -1,18 +1,33 @@
-"""Decisions the controller makes around the engine: manual control and fallback.
+"""Decisions made around the engine: manual control, another autoscaler, fallback.
 
 Pure functions of what was observed; each returns a ``Decision`` with a reason from
-the same closed set as the engine's, so logs, metrics and dashboards treat them alike.
+the same closed set as the engine's, so logs, metrics, dashboards and the
+simulator's timeline treat them alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from scaler.config import FallbackConfig
-from scaler.kube.base import PAUSE_ANNOTATION, PIN_ANNOTATION
-from scaler.policy import Decision, Reason
+from scaler.policy.decision import Decision, Reason
+
+# Annotations on the Deployment that a person sets to take manual control.
+PAUSE_ANNOTATION = "scaler.example.com/paused"
+"""``"true"``: leave this Deployment alone until the annotation is removed."""
+PIN_ANNOTATION = "scaler.example.com/pinned-replicas"
+"""A whole number: hold the Deployment at exactly this many replicas."""
 
 _TRUE = {"true", "yes", "1", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Hold at least ``replicas`` after ``failure_threshold`` polls in a row without
+    any metric (the configuration's ``fallback``)."""
+
+    replicas: int
+    failure_threshold: int
 
 
 def manual_control(annotations: Mapping[str, str], current: int) -> Decision | None:
@@ -22,6 +37,8 @@ def manual_control(annotations: Mapping[str, str], current: int) -> Decision | N
     min/max too, because a person asked for it. A pin that is not a whole number
     holds the current count and says why, rather than guessing.
     """
+    if not annotations:
+        return None
     if annotations.get(PAUSE_ANNOTATION, "").strip().lower() in _TRUE:
         text = f"paused by the annotation {PAUSE_ANNOTATION}; holding {current}"
         return Decision(current, Reason.PAUSED, text, current)
@@ -43,10 +60,8 @@ def hpa_conflict(hpa: str | None, current: int) -> Decision | None:
     return Decision(current, Reason.HPA_CONFLICT, text, current)
 
 
-def with_fallback(
-    decision: Decision, *, failures: int, fallback: FallbackConfig | None
-) -> Decision:
-    """After ``failureThreshold`` polls in a row without any metric, hold at least
+def with_fallback(decision: Decision, *, failures: int, fallback: Fallback | None) -> Decision:
+    """After ``failure_threshold`` polls in a row without any metric, hold at least
     the fallback replica count.
 
     Unlike KEDA's fallback (kedacore/keda#4249), this is a floor applied to the hold

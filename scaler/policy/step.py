@@ -1,0 +1,119 @@
+"""One target's poll, whole: the overrides, the engine and the fallback, in order.
+
+The controller, the simulator, the timeline tests and the benchmark all call
+``step`` for a decision and, once a scale change has really been made,
+``record_scaled``; so "simulate and the live loop decide alike" holds by code.
+Pure, like the engine: the caller passes ``now`` and keeps the returned state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from scaler.policy.decision import Decision, MetricProposal, Reason
+from scaler.policy.engine import Observation, PolicySpec, decide, record_scale, remember
+from scaler.policy.history import History
+from scaler.policy.metrics import MetricReading, Unavailable
+from scaler.policy.overrides import Fallback, hpa_conflict, manual_control, with_fallback
+
+_NO_ANNOTATIONS: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """What stays fixed for one target between polls.
+
+    ``policy``: the engine's spec. ``fallback``: the floor for a metric outage, if
+    any. ``yield_to_hpa``: an HPA targeting the Deployment makes us stand by; false
+    in shadow mode, where nothing is patched and the HPA beside us is the point.
+    """
+
+    policy: PolicySpec
+    fallback: Fallback | None = None
+    yield_to_hpa: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    """What one target remembers between polls.
+
+    ``failures``: polls in a row in which no metric could be read.
+    ``last_good_poll``: when a metric was last read (``None``: never).
+    """
+
+    history: History = field(default_factory=History)
+    failures: int = 0
+    last_good_poll: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """The target at one poll: its scale, pods and readings (``observation``), the
+    Deployment's annotations (pause, pin) and the HPA targeting it, if any."""
+
+    observation: Observation
+    annotations: Mapping[str, str] = field(default_factory=lambda: _NO_ANNOTATIONS)
+    conflicting_hpa: str | None = None
+
+
+def step(
+    spec: TargetSpec,
+    state: StepState,
+    seen: Seen,
+    now: float,
+    *,
+    proposals: tuple[MetricProposal, ...] | None = None,
+    unread: bool | None = None,
+) -> tuple[Decision, StepState]:
+    """Decide at ``now``; return the decision and the new state.
+
+    Order: an HPA conflict, then a pause or a pin, win over the rules; otherwise the
+    engine decides and the fallback floor applies to its hold. Failures are counted
+    on every poll, overridden or not, so a pause lifted during an outage finds the
+    count it would have had.
+
+    ``proposals``: passed on to ``decide`` (the simulator's memoized proposals);
+    ``unread``: whether no metric could be read this poll, worked out from
+    ``seen.observation.readings`` when omitted (a caller passing ``proposals``
+    says it, since the readings are then not given).
+    """
+    observation = seen.observation
+    if unread is None:
+        unread = _unread(spec.policy, observation.readings)
+    if unread:
+        failures, last_good = state.failures + 1, state.last_good_poll
+    else:
+        failures, last_good = 0, now
+    current = observation.spec_replicas
+    hpa = seen.conflicting_hpa if spec.yield_to_hpa else None
+    override = hpa_conflict(hpa, current) or manual_control(seen.annotations, current)
+    if override is not None:
+        return override, StepState(state.history, failures, last_good)
+    decision, history = decide(spec.policy, observation, state.history, now, proposals=proposals)
+    if spec.fallback is not None and decision.reason is Reason.METRICS_UNAVAILABLE:
+        decision = with_fallback(decision, failures=failures, fallback=spec.fallback)
+        if decision.reason is Reason.FALLBACK:
+            # Remembered like any recommendation: after the outage, the scale-down
+            # window holds the fallback count before the rules bring it down.
+            history = remember(history, spec.policy.behavior, decision.replicas, now)
+    return decision, StepState(history, failures, last_good)
+
+
+def record_scaled(spec: TargetSpec, state: StepState, decision: Decision, now: float) -> StepState:
+    """The scale was changed from ``decision.current`` to ``decision.replicas`` at
+    ``now``: call only after the change succeeded (upstream stores a scale event
+    only after a successful update, so a failed patch must not count)."""
+    history = record_scale(
+        state.history, spec.policy.behavior, decision.current, decision.replicas, now
+    )
+    return StepState(history, state.failures, state.last_good_poll)
+
+
+def _unread(policy: PolicySpec, readings: Mapping[str, MetricReading]) -> bool:
+    """No metric could be read: every reading is ``Unavailable`` or missing (a
+    missing reading counts as unavailable, as in ``decide``)."""
+    return all(isinstance(readings.get(m.name, _MISSING), Unavailable) for m in policy.metrics)
+
+
+_MISSING = Unavailable("no reading")
