@@ -1,4 +1,4 @@
-"""Cost of one policy decision: µs per decide() at a 1 s cadence with a 60 s window.
+"""Cost of one policy decision: µs per step() at a 1 s cadence with a 60 s window.
 
 Run:  .venv/bin/python -m benchmarks.bench_decide [--decisions N] [--repeat R]
 
@@ -15,22 +15,24 @@ import time
 
 from scaler import config
 from scaler.policy import (
-    History,
     Observation,
     Pod,
     PodSample,
     PodValues,
+    Seen,
+    StepState,
     TotalValue,
-    decide,
-    record_scale,
+    record_scaled,
+    step,
 )
 
 
 def run(decisions: int) -> tuple[float, int]:
     """Seconds for ``decisions`` decisions and the final history length."""
-    spec = config.load().targets[0].to_policy()
+    loaded = config.load()
+    spec = loaded.step_spec(loaded.targets[0])
     pods = tuple(Pod(f"ollama-{i}", start_time=-1000.0, request=2.0) for i in range(10))
-    history = History()
+    state = StepState()
     replicas = 2
     started = time.perf_counter()
     for t in range(decisions):
@@ -42,12 +44,12 @@ def run(decisions: int) -> tuple[float, int]:
             pods=pods[:replicas],
             readings={"queue": TotalValue(load), "cpu": PodValues(cpu)},
         )
-        decision, history = decide(spec, observation, history, float(t))
-        if decision.replicas != replicas:
-            history = record_scale(history, spec.behavior, replicas, decision.replicas, float(t))
+        decision, state = step(spec, state, Seen(observation), float(t))
+        if decision.changes_scale:
+            state = record_scaled(spec, state, decision, float(t))
             replicas = decision.replicas
     elapsed = time.perf_counter() - started
-    return elapsed, len(history.recommendations or ())
+    return elapsed, len(state.history.recommendations or ())
 
 
 def main() -> None:
@@ -61,7 +63,7 @@ def main() -> None:
         elapsed, length = run(args.decisions)
         per_decision.append(elapsed / args.decisions * 1e6)
     print(
-        f"decide(): median {statistics.median(per_decision):.1f} µs per decision, "
+        f"step(): median {statistics.median(per_decision):.1f} µs per decision, "
         f"best {min(per_decision):.1f} µs ({args.decisions} decisions x {args.repeat}, "
         f"1 s cadence, 60 s window, history length {length})"
     )

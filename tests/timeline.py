@@ -1,27 +1,49 @@
-"""Drive the policy engine along a timeline, as the controller and simulator do."""
+"""Drive one target's step along a timeline, as the controller and simulator do."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from scaler.policy import (
     Decision,
+    Fallback,
     History,
     MetricReading,
     Observation,
     Pod,
     PolicySpec,
+    Seen,
+    StepState,
+    TargetSpec,
     TotalValue,
-    decide,
-    record_scale,
+    record_scaled,
+    step,
 )
 
 
 class Timeline:
-    """Feeds each decision back as the next current count, recording scale events."""
+    """Feeds each decision back as the next current count, recording scale events.
 
-    def __init__(self, spec: PolicySpec, *, replicas: int, history: History | None = None):
+    ``fallback`` and ``yield_to_hpa``: the rest of the target's spec, for the
+    overrides; ``at`` takes the Deployment's annotations and a conflicting HPA."""
+
+    def __init__(
+        self,
+        spec: PolicySpec,
+        *,
+        replicas: int,
+        history: History | None = None,
+        fallback: Fallback | None = None,
+        yield_to_hpa: bool = True,
+    ):
         self.spec = spec
+        self.target = TargetSpec(spec, fallback, yield_to_hpa)
         self.replicas = replicas
-        self.history = history or History()
+        self.state = StepState(history or History())
+
+    @property
+    def history(self) -> History:
+        return self.state.history
 
     def at(
         self,
@@ -30,6 +52,8 @@ class Timeline:
         load: float | None = None,
         readings: dict[str, MetricReading] | None = None,
         pods: tuple[Pod, ...] = (),
+        annotations: Mapping[str, str] | None = None,
+        hpa: str | None = None,
     ) -> Decision:
         if readings is None:
             readings = {} if load is None else {"queue": TotalValue(load)}
@@ -39,10 +63,9 @@ class Timeline:
             pods=pods,
             readings=readings,
         )
-        decision, self.history = decide(self.spec, observation, self.history, t)
-        if decision.replicas != self.replicas:
-            self.history = record_scale(
-                self.history, self.spec.behavior, self.replicas, decision.replicas, t
-            )
+        seen = Seen(observation, annotations or {}, hpa)
+        decision, self.state = step(self.target, self.state, seen, t)
+        if decision.changes_scale:
+            self.state = record_scaled(self.target, self.state, decision, t)
             self.replicas = decision.replicas
         return decision
