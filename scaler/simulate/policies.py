@@ -19,6 +19,7 @@ from pathlib import Path
 from scaler.config import MetricConfig, ScalerConfig, TargetConfig, load
 from scaler.policy import (
     MISSION_BEHAVIOR,
+    Fallback,
     MetricSpec,
     PolicySpec,
     SourceType,
@@ -83,7 +84,10 @@ class Pipeline:
 
 @dataclass(frozen=True, slots=True)
 class SimPolicy:
-    """A named policy: an engine spec and its signals, or a fixed replica count."""
+    """A named policy: an engine spec and its signals, or a fixed replica count.
+
+    ``fallback``: a config's floor for a metric outage (``--outage``), as ``scaler
+    run`` holds it."""
 
     name: str
     pipeline: Pipeline
@@ -93,6 +97,7 @@ class SimPolicy:
     routing: Routing = "shared"
     marks_idle: bool = True
     """scaler marks idle pods before a scale-down (pod-deletion-cost); the HPA does not."""
+    fallback: Fallback | None = None
 
     @property
     def initial_replicas(self) -> int:
@@ -222,7 +227,8 @@ def _from_config(
         cpu_window=max(windows, default=DEFAULT_CPU_WINDOW),
         poll_interval=target.poll_interval or config.poll_interval,
     )
-    return SimPolicy(name, pipeline, spec, signals)
+    fallback = None if config.fallback is None else config.fallback.to_policy()
+    return SimPolicy(name, pipeline, spec, signals, fallback=fallback)
 
 
 def _pick_target(config: ScalerConfig, key: str | None) -> TargetConfig:

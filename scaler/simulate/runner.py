@@ -3,7 +3,8 @@
 The run is event-driven: arrivals, completions and replicas becoming ready are
 processed in time order, interleaved with the pipeline's timers (scrapes, polls) and
 a once-per-second sample for the timeline. Every decision is made by
-``scaler.policy.decide`` with the same history handling as the controller.
+``scaler.policy.step``, the controller's own step (overrides, engine, fallback), and
+each scale change is recorded with ``record_scaled`` as the controller records it.
 """
 
 from __future__ import annotations
@@ -16,20 +17,26 @@ from itertools import repeat
 from operator import add, truediv
 
 from scaler.policy import (
-    History,
+    Decision,
     MetricProposal,
+    MetricReading,
     Observation,
     Pod,
     PodPhase,
     Reason,
+    Seen,
+    StepState,
+    TargetSpec,
+    Unavailable,
     context,
-    decide,
     proposal_valid_until,
     propose_metric,
-    record_scale,
+    record_scaled,
+    step,
 )
 from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.model import PENDING, READY, Cluster, ModelParams
+from scaler.simulate.overrides import NO_ANNOTATIONS, windows_at
 from scaler.simulate.policies import SimPolicy
 from scaler.simulate.sight import Key, Sight
 from scaler.simulate.types import PolicyResult, PolicyTimeline, Summary, Trace
@@ -40,6 +47,18 @@ REASONS = ["-", *(r.value for r in Reason)]
 _REASON_INDEX = {r: i + 1 for i, r in enumerate(Reason)}
 
 Progress = Callable[[float], None]
+
+# What a poll in an outage window reads: nothing, as when Prometheus is unreachable.
+OUTAGE = Unavailable("outage: no metric could be read")
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """One poll as a run records it: when, what the step saw, what it decided."""
+
+    now: float
+    seen: Seen
+    decision: Decision
 
 
 # Proposals remembered per metric while the observation stays the same: enough for
@@ -85,8 +104,10 @@ class _Run:
         seed: int,
         *,
         reuse_proposals: bool = True,
+        record: list[Poll] | None = None,
     ) -> None:
         self.reuse_proposals = reuse_proposals
+        self.record = record
         self.trace = trace
         self.times = times
         self.policy = policy
@@ -99,7 +120,9 @@ class _Run:
             marks_idle=policy.marks_idle,
         )
         self.desired = policy.initial_replicas
-        self.history = History()
+        self.target = None if policy.spec is None else TargetSpec(policy.spec, policy.fallback)
+        self.state = StepState()
+        self.windows = trace.overrides
         self.sight = Sight(policy, params, self.cluster)
         self.timeline = PolicyTimeline(reason_names=REASONS)
         self.reason = NO_DECISION
@@ -108,7 +131,9 @@ class _Run:
         self.scale_events = 0
         self._observed_state = (-1, -1)  # desired replicas, the cluster's version
         self._observed = Observation(spec_replicas=0, status_replicas=0)
+        self._seen = Seen(self._observed)
         metrics = policy.spec.metrics if policy.spec is not None else ()
+        self._outage: dict[str, MetricReading] = {m.name: OUTAGE for m in metrics}
         self._sources = [
             (metric, source, _Memo())
             for metric, source in zip(metrics, policy.signals, strict=True)
@@ -140,46 +165,65 @@ class _Run:
 
     # -- decisions ------------------------------------------------------------------
     def poll(self, now: float) -> None:
-        spec = self.policy.spec
-        if spec is None:
+        target = self.target
+        if target is None:
             return
         observation = self.observation()
-        if self.reuse_proposals:
-            proposals = self._proposals(observation, now)
-            decision, self.history = decide(
-                spec, observation, self.history, now, proposals=proposals
+        annotations, outage = NO_ANNOTATIONS, False
+        if self.windows:
+            annotations, outage = windows_at(self.windows, now)
+        if outage:
+            seen = Seen(replace(observation, readings=self._outage), annotations)
+            decision, self.state = step(target, self.state, seen, now)
+        elif self.reuse_proposals:
+            proposals, unread = self._proposals(observation, now)
+            seen = self._seen
+            if seen.observation is not observation or seen.annotations is not annotations:
+                seen = self._seen = Seen(observation, annotations)
+            decision, self.state = step(
+                target, self.state, seen, now, proposals=proposals, unread=unread
             )
         else:  # the plain call, as the controller makes it
-            readings = {}
-            for source in self.policy.signals:
-                reading = self.sight.reading(source, self.sight.key(source, now), now)
-                if reading is not None:
-                    readings[source.metric] = reading
-            observation = replace(observation, readings=readings)
-            decision, self.history = decide(spec, observation, self.history, now)
+            seen = Seen(replace(observation, readings=self._readings(now)), annotations)
+            decision, self.state = step(target, self.state, seen, now)
+        if self.record is not None:
+            self.record.append(Poll(now, seen, decision))
         self.reason = _REASON_INDEX[decision.reason]
         first = decision.proposals[0] if decision.proposals else None
         self.signal = math.nan if first is None or first.value is None else first.value
         if decision.replicas != self.desired:
-            self.history = record_scale(
-                self.history, spec.behavior, self.desired, decision.replicas, now
-            )
+            self.state = record_scaled(target, self.state, decision, now)
             if decision.replicas > self.desired:
                 self.scale_ups.append(now)
             self.scale_events += 1
             self.desired = decision.replicas
             self.cluster.scale_to(decision.replicas, now)
 
-    def _proposals(self, observation: Observation, now: float) -> tuple[MetricProposal, ...]:
+    def _readings(self, now: float) -> dict[str, MetricReading]:
+        """Each metric's reading at ``now``; a metric with nothing to read yet has none."""
+        readings = {}
+        for source in self.policy.signals:
+            reading = self.sight.reading(source, self.sight.key(source, now), now)
+            if reading is not None:
+                readings[source.metric] = reading
+        return readings
+
+    def _proposals(
+        self, observation: Observation, now: float
+    ) -> tuple[tuple[MetricProposal, ...], bool]:
         """Each metric's proposal, as ``propose`` gives it, reused while nothing it
-        depends on has changed: most polls of a week-long run change nothing."""
+        depends on has changed: most polls of a week-long run change nothing. Also
+        whether no metric had a reading (the step counts that as a failed poll)."""
         spec = self.policy.spec
         assert spec is not None
         state = self._observed_state
         ctx = None
         proposals = []
+        unread = True
         for metric, source, memo in self._sources:
             key = self.sight.key(source, now)
+            if key is not None:
+                unread = False
             if memo.state != state:
                 memo.state = state
                 memo.proposals.clear()
@@ -195,7 +239,7 @@ class _Run:
                 memo.proposals.clear()
             memo.proposals[key] = (proposal_valid_until(metric, reading, ctx), proposal)
             proposals.append(proposal)
-        return tuple(proposals)
+        return tuple(proposals), unread
 
     def sample(self) -> None:
         cluster = self.cluster
@@ -338,13 +382,16 @@ def run_policy(
     burst_at: float | None,
     progress: Progress | None = None,
     reuse_proposals: bool = True,
+    record: list[Poll] | None = None,
 ) -> PolicyResult:
     """Simulate one policy over the whole trace.
 
     ``reuse_proposals=False`` recomputes every metric's proposal at every poll, as the
     controller does; the result is the same, only slower (the tests check that).
+    ``record``: each poll is appended to it (``Poll``); with ``reuse_proposals=False``
+    its observations carry the readings, so the polls can be replayed elsewhere.
     """
-    run = _Run(trace, times, policy, params, seed, reuse_proposals=reuse_proposals)
+    run = _Run(trace, times, policy, params, seed, reuse_proposals=reuse_proposals, record=record)
     with gc_paused():
         run.run(progress)
     return run.result(burst_at)

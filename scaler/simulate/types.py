@@ -24,13 +24,26 @@ class SimulationError(ScalerError):
 
 
 @dataclass(frozen=True, slots=True)
+class OverrideWindow:
+    """A stretch of the trace ``[start, end)`` (seconds) in which something outside the
+    rules acts: ``outage`` (no metric can be read), ``pause`` (the pause annotation is
+    set) or ``pin`` (the pin annotation is set to ``replicas``)."""
+
+    kind: str
+    start: float
+    end: float
+    replicas: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Trace:
-    """The requests offered to the service.
+    """The requests offered to the service, and what else happens during them.
 
     ``arrivals``: sorted arrival times in seconds, one per request, all in
     ``[0, duration)``. ``prompt_tokens``/``completion_tokens``: per request, same length.
     ``burst_at``: when the crowd arrives, if the trace knows (built-in scenarios do);
     otherwise the runner detects it from the load.
+    ``overrides``: metric outages, pauses and pins to replay (``simulate.overrides``).
     """
 
     name: str
@@ -39,6 +52,7 @@ class Trace:
     prompt_tokens: array[int]
     completion_tokens: array[int]
     burst_at: float | None = None
+    overrides: tuple[OverrideWindow, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.arrivals)
