@@ -17,11 +17,12 @@ from prometheus_client import CollectorRegistry
 from scaler.config import ScalerConfig, load, parse_config
 from scaler.controller.loop import Controller
 from scaler.controller.metrics import build_metrics
+from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
 from scaler.kube.base import PAUSE_ANNOTATION, PIN_ANNOTATION, Conflict, KubeError
 from scaler.logs import FIELDS
 from scaler.policy import Reason
-from scaler.sources.base import ConnectionFailed, EmptyResult, StaleSample
+from scaler.sources.base import ConnectionFailed, EmptyResult, MetricSource, StaleSample
 from scaler.sources.proxies import ProxyScraper
 from tests.fakes import FakeActuator, FakeClock, FakeDeployment, FakeSource
 from tests.router_stand_ins import FakeResolver, router_stand_ins
@@ -47,6 +48,7 @@ class Rig:
         *,
         replicas: int = 2,
         direct: ProxyScraper | None = None,
+        prometheus: MetricSource | None = None,
     ) -> None:
         self.config = config or _config()
         self.clock = FakeClock()
@@ -55,14 +57,17 @@ class Rig:
         self.registry = CollectorRegistry()
         self.metrics = build_metrics(self.registry, self.config)
         self.leader = True
+        target = self.config.targets[0]
+        readers = readers_for(
+            target, source=prometheus or self.source, metrics=self.metrics, scraper=direct
+        )
         self.reconciler = TargetReconciler(
-            self.config.targets[0],
+            target,
             config=self.config,
-            source=self.source,
+            readers=readers,
             actuator=self.actuator,
             metrics=self.metrics,
             is_leader=lambda: self.leader,
-            direct=direct,
         )
         self.controller = Controller(
             [self.reconciler], metrics=self.metrics, clock=self.clock, sleep=self.clock.sleep
@@ -286,7 +291,7 @@ async def test_the_loop_polls_each_target_on_its_interval_and_survives_a_bug(
     other = TargetReconciler(
         config.targets[1],
         config=config,
-        source=rig.source,
+        readers=readers_for(config.targets[1], source=rig.source, metrics=rig.metrics),
         actuator=rig.actuator,
         metrics=rig.metrics,
         is_leader=lambda: True,
@@ -294,7 +299,7 @@ async def test_the_loop_polls_each_target_on_its_interval_and_survives_a_bug(
     broken = _Broken(
         config.targets[0],
         config=config,
-        source=rig.source,
+        readers=readers_for(config.targets[0], source=rig.source, metrics=rig.metrics),
         actuator=rig.actuator,
         metrics=rig.metrics,
         is_leader=lambda: True,

@@ -57,8 +57,8 @@ async def _prometheus() -> AsyncIterator[tuple[FakePrometheus, str]]:
         await runner.cleanup()
 
 
-def _with_prometheus(rig: Rig, session: aiohttp.ClientSession, url: str) -> None:
-    rig.reconciler.reader.source = PrometheusSource(session, url, timeout=2, staleness=5)
+def _prometheus_source(session: aiohttp.ClientSession, url: str) -> PrometheusSource:
+    return PrometheusSource(session, url, timeout=2, staleness=5)
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -69,8 +69,7 @@ async def test_a_negative_queue_from_prometheus_holds_instead_of_scaling_down(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with _prometheus() as (prom, url), aiohttp.ClientSession() as session:
-        rig = Rig(replicas=3)
-        _with_prometheus(rig, session, url)
+        rig = Rig(replicas=3, prometheus=_prometheus_source(session, url))
         prom.answers.update(queue=3.0, cpu=_cpu(3, 1.6))
         assert await rig.at(0) is Reason.WITHIN_TOLERANCE
         # t=2..130: the queue reads -5 and the CPU is quiet. Before: 3 -> 2 once the
@@ -107,8 +106,8 @@ async def test_a_negative_queue_from_the_routers_falls_back_then_holds(
         direct["port"] = port
         resolver = FakeResolver({host: addresses})
         scraper = ProxyScraper(session, timeout=1, resolver=resolver)
-        rig = Rig(parse_config(data), replicas=6, direct=scraper)
-        _with_prometheus(rig, session, url)
+        prometheus = _prometheus_source(session, url)
+        rig = Rig(parse_config(data), replicas=6, direct=scraper, prometheus=prometheus)
         routers[0].queue.set(3)
         routers[1].in_flight.set(3)
         prom.answers.update(queue=6.0, cpu=_cpu(6, 1.6))

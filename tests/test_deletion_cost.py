@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from scaler.config import ScalerConfig, load, parse_config
 from scaler.controller.metrics import build_metrics
+from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker, costs_to_write
 from scaler.kube.actuator import KubeActuator
@@ -152,12 +153,13 @@ class Controller:
         self.actuator = KubeActuator(kube.api, request_timeout=2.0)
         self.source = FakeSource({"queue": 0.0})
         scraper = ProxyScraper(session, timeout=1.0)
+        metrics = build_metrics(self.registry, config)
         self.reconciler = TargetReconciler(
             config.targets[0],
             config=config,
-            source=self.source,
+            readers=readers_for(config.targets[0], source=self.source, metrics=metrics),
             actuator=self.actuator,
-            metrics=build_metrics(self.registry, config),
+            metrics=metrics,
             is_leader=lambda: True,
             victims=VictimMarker(scraper, self.actuator, port=port),
         )

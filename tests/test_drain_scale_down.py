@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from scaler.config import ScalerConfig, load, parse_config
 from scaler.controller.metrics import build_metrics
+from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
 from scaler.kube.actuator import KubeActuator
@@ -61,12 +62,13 @@ class Controller:
         self.source = FakeSource({"queue": 0.0})
         actuator = KubeActuator(stack.kube.api, request_timeout=5.0)
         port = stack.pods[0].server.port
+        metrics = build_metrics(CollectorRegistry(), config)
         self.reconciler = TargetReconciler(
             config.targets[0],
             config=config,
-            source=self.source,
+            readers=readers_for(config.targets[0], source=self.source, metrics=metrics),
             actuator=actuator,
-            metrics=build_metrics(CollectorRegistry(), config),
+            metrics=metrics,
             is_leader=lambda: True,
             victims=VictimMarker(ProxyScraper(session, timeout=5.0), actuator, port=port),
         )

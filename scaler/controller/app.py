@@ -26,6 +26,7 @@ from scaler.config import ScalerConfig
 from scaler.config.bounds import listed
 from scaler.controller.loop import FAILING_POLLS, Controller
 from scaler.controller.metrics import ControllerMetrics, build_metrics
+from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
 from scaler.errors import ConfigError, quote
@@ -149,8 +150,8 @@ async def serving(
             session, config.prometheus_url, timeout=config.timeout, staleness=config.staleness
         )
         actuator = KubeActuator(api, request_timeout=KUBE_REQUEST_TIMEOUT)
-        direct = ProxyScraper(session, timeout=config.timeout / 2)
-        victims = VictimMarker(direct, actuator)
+        scraper = ProxyScraper(session, timeout=config.timeout / 2)
+        victims = VictimMarker(scraper, actuator)
         elector = _elector(config, api, metrics)
         is_leader: Callable[[], bool] = _always if elector is None else lambda: elector.is_leader
         if elector is None:
@@ -159,13 +160,12 @@ async def serving(
             TargetReconciler(
                 target,
                 config=config,
-                source=source,
+                readers=readers_for(target, source=source, metrics=metrics, scraper=scraper),
                 # Utilization over this container's request only, as the HPA's
                 # ContainerResource: a sidecar's request would dilute it.
                 actuator=actuator.with_container(target.container),
                 metrics=metrics,
                 is_leader=is_leader,
-                direct=direct,
                 victims=victims,
             )
             for target in config.targets

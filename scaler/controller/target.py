@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from scaler.config import Mode, ScalerConfig, TargetConfig
 from scaler.controller.capacity import report_unschedulable, unschedulable
 from scaler.controller.metrics import ControllerMetrics
-from scaler.controller.reading import MetricReader
+from scaler.controller.reading import Reader
 from scaler.controller.victims import VictimMarker, report
 from scaler.kube.base import Actuator, KubeError, Workload
 from scaler.logs import FIELDS
@@ -33,8 +33,6 @@ from scaler.policy import (
     record_scaled,
     step,
 )
-from scaler.sources.base import MetricSource
-from scaler.sources.proxies import ProxyScraper
 
 log = logging.getLogger("scaler.controller")
 
@@ -63,11 +61,10 @@ class TargetReconciler:
         target: TargetConfig,
         *,
         config: ScalerConfig,
-        source: MetricSource,
+        readers: Mapping[str, Reader],
         actuator: Actuator,
         metrics: ControllerMetrics,
         is_leader: Callable[[], bool],
-        direct: ProxyScraper | None = None,
         victims: VictimMarker | None = None,
     ) -> None:
         self.target = target
@@ -79,9 +76,11 @@ class TargetReconciler:
         self.spec: TargetSpec = config.step_spec(target)
         self.state = TargetState()
         self.labels = (target.namespace, target.deployment)
-        self.reader = MetricReader(
-            key=target.key, labels=self.labels, source=source, direct=direct, metrics=metrics
-        )
+        # One reader per metric, in the target's order (see scaler.controller.reading).
+        self.readers = [readers[metric.name] for metric in target.metrics]
+        # The serving pods' IPs at the last observe: the next poll reads their proxies
+        # (the reads run beside the observe, so the first poll has none).
+        self.ready_ips: tuple[str, ...] = ()
 
     @property
     def poll_interval(self) -> float:
@@ -90,7 +89,7 @@ class TargetReconciler:
     async def reconcile(self, now: float) -> Decision | None:
         """One poll at ``now`` (unix seconds). Returns the decision, or None when the
         Deployment could not be read (nothing to decide from)."""
-        readings_task = asyncio.gather(*(self.reader.read(m, now) for m in self.target.metrics))
+        readings_task = asyncio.gather(*(r.read(now, self.ready_ips) for r in self.readers))
         try:
             workload = await self.actuator.observe(self.target.namespace, self.target.deployment)
         except KubeError as error:
@@ -106,7 +105,7 @@ class TargetReconciler:
         readings = dict(
             zip((m.name for m in self.target.metrics), await readings_task, strict=True)
         )
-        self.reader.ready_ips = tuple(
+        self.ready_ips = tuple(
             workload.pod_ips[pod.name]
             for pod in workload.pods
             if _serving(pod) and pod.name in workload.pod_ips
