@@ -27,6 +27,7 @@ from scaler.simulate.bounds import (
 from scaler.simulate.bounds import MAX_TOKENS_PER_SECOND as MAX_TPS
 from scaler.simulate.model import ROUTINGS, ModelParams
 from scaler.simulate.outputs import write_outputs
+from scaler.simulate.overrides import KINDS, check_windows, parse_window
 from scaler.simulate.policies import (
     BUILT_IN,
     DEFAULT_POLICIES,
@@ -38,7 +39,7 @@ from scaler.simulate.progress import Progress
 from scaler.simulate.sampling import MAX_TOKEN_SPREAD
 from scaler.simulate.scenarios import DEFAULT_SCENARIO, SCENARIOS, build_scenario
 from scaler.simulate.side_by_side import Simulation, simulate
-from scaler.simulate.types import SimulationError, Trace, TraceError
+from scaler.simulate.types import OverrideWindow, SimulationError, Trace, TraceError
 
 # The bounds the manifests deploy: the router's whole queue, and each pod's proxy
 # queue where there is no router (the cpu-hpa overlay).
@@ -88,6 +89,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy.add_argument("--target", help="namespace/deployment in --config (default: first)")
     policy.add_argument("--cpu-hpa-lag", type=float, default=0.0, help="seconds (seed: 180)")
     policy.add_argument("--cpu-target", type=float, default=80.0, help="percent (80)")
+
+    replay = parser.add_argument_group(
+        "overrides to replay (seconds from the trace's start; repeat each for more windows)"
+    )
+    for kind, metavar, what in (
+        ("outage", "START:END", "polls read no metric (a config's fallback applies)"),
+        ("pause", "START:END", "scaling is paused (the pause annotation)"),
+        ("pin", "START:END=N", "the replicas are pinned to N (the pin annotation)"),
+    ):
+        replay.add_argument(f"--{kind}", action="append", default=[], metavar=metavar, help=what)
 
     model = parser.add_argument_group("model of Ollama")
     model.add_argument(
@@ -143,7 +154,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib: pip install 'scaler[plot]'")
+    windows = _windows(args)
     trace = _trace(args)
+    try:
+        check_windows(windows, trace.duration)
+    except SimulationError as error:
+        raise UsageError(str(error)) from error
+    trace = replace(trace, overrides=windows)
     simulation = Simulation(
         trace, policies, params, args.seed, exponential=args.service_time == "exponential"
     )
@@ -226,6 +243,15 @@ def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
                 f"{MAX_REPLICAS:,} the simulator runs"
             )
     return policies
+
+
+def _windows(args: argparse.Namespace) -> tuple[OverrideWindow, ...]:
+    """``--outage``, ``--pause`` and ``--pin`` as windows, checked before the trace is
+    built; that they end within it is checked once it is."""
+    try:
+        return tuple(parse_window(kind, text) for kind in KINDS for text in getattr(args, kind))
+    except SimulationError as error:
+        raise UsageError(str(error)) from error
 
 
 def _trace(args: argparse.Namespace) -> Trace:

@@ -100,5 +100,5 @@ def _seconds(option: str, text: str, part: str) -> float:
 
 
 def _show(window: OverrideWindow) -> str:
-    text = f"{show_number(window.start)}:{show_number(window.end)}"
+    text = f"{window.start:g}:{window.end:g}"
     return f"{text}={window.replicas}" if window.kind == "pin" else text
