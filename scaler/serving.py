@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from scaler.errors import UsageError
+from scaler.errors import UsageError, quote
 from scaler.proxy.connections import ConnectionLimits, start_guarded
 
 
@@ -47,9 +47,9 @@ async def serve_until_cancelled(
             access_log=access_log,
             shutdown_timeout=shutdown_timeout,
         )
-    except OSError as error:  # busy port, unknown host, address not on this machine
-        where = f"{host[:64]!r} port {port}"
-        raise UsageError(f"cannot listen on {where}: {error.strerror or error}") from error
+    except (OSError, UnicodeError) as error:  # busy port, unknown or malformed host
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise UsageError(f"cannot listen on {quote(host)} port {port}: {reason}") from error
     try:
         log.info(
             "%s listening on %s:%d (at most %d client connections)", what, host, port, guard.cap

@@ -205,7 +205,7 @@ async def start_guarded(
 ) -> tuple[web.AppRunner, ConnectionGuard]:
     """Set up ``app`` on ``host:port`` behind a guard (its cap from ``limits``, else
     from the raised fd limit); ``runner`` options go to ``web.AppRunner``. The caller
-    cleans the runner up; an OSError (a busy port, a bad host) cleans up first."""
+    cleans the runner up, unless listening fails (it cleans up before raising)."""
     guard = ConnectionGuard(
         cap=connection_cap(limits, raise_fd_limit()), header_timeout=limits.header_timeout
     )
@@ -214,7 +214,7 @@ async def start_guarded(
     await app_runner.setup()
     try:
         await GuardedSite(app_runner, host, port, guard).start()
-    except OSError:
+    except BaseException:  # the app's cleanup contexts run even when listening fails
         await app_runner.cleanup()
         raise
     return app_runner, guard

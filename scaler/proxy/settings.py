@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scaler.errors import ConfigError
+from scaler.errors import ConfigError, quote
 from scaler.proxy.connections import ConnectionLimits
 
 
@@ -106,5 +106,5 @@ def flag_problems(error: ValidationError) -> list[str]:
         if item["type"] == "value_error":  # a rule across settings: the message names them
             problems.append(f"{key or 'settings'}: {item['msg'].removeprefix('Value error, ')}")
         else:
-            problems.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+            problems.append(f"{key}: {item['msg']} (got {quote(item.get('input'))})")
     return problems
