@@ -6,12 +6,12 @@ where it happened. Readers compose: "the exporters directly, else Prometheus" is
 ``Fallback`` of two counted paths, built at the edge by ``readers_for``, so the
 reconciler reads every metric the same way, whatever it comes from.
 
-- ``seam``: the ``Reader`` and ``Path`` protocols, ``Counted`` and ``Fallback``.
+- ``seam``: the ``Reader`` and ``ReadPath`` protocols, ``Counted`` and ``Fallback``.
 - ``paths``: where a metric is read (Prometheus, the pods' proxies, the routers).
 - ``build``: each metric's reader from the configuration.
 """
 
 from scaler.controller.reading.build import readers_for
-from scaler.controller.reading.seam import Counted, Fallback, MetricLabels, Path, Reader
+from scaler.controller.reading.seam import Counted, Fallback, MetricLabels, Reader, ReadPath
 
-__all__ = ["Counted", "Fallback", "MetricLabels", "Path", "Reader", "readers_for"]
+__all__ = ["Counted", "Fallback", "MetricLabels", "ReadPath", "Reader", "readers_for"]

@@ -6,7 +6,7 @@ from scaler.config import MetricConfig, TargetConfig
 from scaler.config.direct import DirectConfig
 from scaler.controller.metrics import ControllerMetrics
 from scaler.controller.reading.paths import PodProxies, PrometheusPerPod, PrometheusTotal, Routers
-from scaler.controller.reading.seam import Counted, Fallback, MetricLabels, Path, Reader
+from scaler.controller.reading.seam import Counted, Fallback, MetricLabels, Reader, ReadPath
 from scaler.policy import SourceType
 from scaler.sources.base import MetricSource
 from scaler.sources.proxies import ProxyScraper
@@ -33,13 +33,13 @@ def readers_for(
     return readers
 
 
-def _prometheus(metric: MetricConfig, source: MetricSource) -> Path:
+def _prometheus(metric: MetricConfig, source: MetricSource) -> ReadPath:
     if metric.type is SourceType.EXTERNAL:
         return PrometheusTotal(source, metric.query)
     return PrometheusPerPod(source, metric.query, metric.rate_window or 0.0)
 
 
-def _direct(direct: DirectConfig, scraper: ProxyScraper) -> Path:
+def _direct(direct: DirectConfig, scraper: ProxyScraper) -> ReadPath:
     series = tuple(direct.series)
     if direct.host is None:
         return PodProxies(scraper, direct.port, direct.path, series)

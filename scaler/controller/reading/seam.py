@@ -1,4 +1,4 @@
-"""The one-method ``Reader``, a counted ``Path`` and the ``Fallback`` combinator."""
+"""The one-method ``Reader``, a counted ``ReadPath`` and the ``Fallback`` combinator."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Reader(Protocol):
         ...
 
 
-class Path(Protocol):
+class ReadPath(Protocol):
     """One place a metric can be read from."""
 
     async def fetch(self, now: float, ready_ips: Sequence[str]) -> TotalValue | PodValues:
@@ -44,11 +44,11 @@ class MetricLabels:
 
 
 class Counted:
-    """A ``Path`` as a ``Reader``: each read counted by ``source`` (a metric label:
+    """A ``ReadPath`` as a ``Reader``: each read counted by ``source`` (a metric label:
     "direct" or "prometheus"), each failure by kind and turned into ``Unavailable``.
     A value that cannot be real is also logged, once, until a good read here."""
 
-    def __init__(self, path: Path, *, source: str, at: MetricLabels) -> None:
+    def __init__(self, path: ReadPath, *, source: str, at: MetricLabels) -> None:
         self.path = path
         self.source = source
         self.at = at
