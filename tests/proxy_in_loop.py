@@ -3,11 +3,13 @@ handler cancellation on, as ``scaler proxy`` runs it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from scaler.proxy.app import PROXY, Proxy, build_app
 from scaler.proxy.settings import ProxySettings
@@ -23,8 +25,10 @@ class InLoop:
 
 
 @asynccontextmanager
-async def proxy_in_loop(settings: ProxySettings) -> AsyncIterator[InLoop]:
-    app = build_app(settings)
+async def proxy_in_loop(
+    settings: ProxySettings, registry: CollectorRegistry | None = None
+) -> AsyncIterator[InLoop]:
+    app = build_app(settings, registry)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
@@ -34,3 +38,12 @@ async def proxy_in_loop(settings: ProxySettings) -> AsyncIterator[InLoop]:
         yield InLoop(f"http://127.0.0.1:{port}", port, app[PROXY], runner.server)
     finally:
         await runner.cleanup()
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Until ``predicate`` holds (bounded: 5 s)."""
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in 5 s")

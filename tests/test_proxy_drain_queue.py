@@ -5,25 +5,15 @@ drain begins, not a 502 after it; the answer holding the slot streams to its end
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import aiohttp
 
 from scaler.proxy.forward import BUSY_HEADER
 from scaler.proxy.settings import ProxySettings
 from tests.fake_ollama import running_fake_ollama
-from tests.proxy_in_loop import proxy_in_loop
+from tests.proxy_in_loop import proxy_in_loop, until
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Until ``predicate`` holds (bounded: 5 s)."""
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in 5 s")
 
 
 async def chat(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, str], bytes]:

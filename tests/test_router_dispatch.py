@@ -11,7 +11,14 @@ from collections.abc import Callable
 
 import pytest
 
-from scaler.router.dispatch import BACKOFF_FIRST, Dispatcher, NoReadyPod, Pod, QueueFull
+from scaler.router.dispatch import (
+    BACKOFF_FIRST,
+    Dispatcher,
+    Draining,
+    NoReadyPod,
+    Pod,
+    QueueFull,
+)
 from scaler.router.endpoints import Endpoint, EndpointState
 
 READY, TERMINATING, NOT_READY = (
@@ -216,3 +223,21 @@ async def test_a_reused_pod_name_with_a_new_address_is_a_new_pod() -> None:
     assert d.in_flight == 1  # the old pod's request still counts until it ends
     d.release(old)
     assert d.in_flight == 0 and d.pods["a"].active == 0
+
+
+async def test_a_closed_dispatcher_refuses_waiters_at_once_but_serves_a_free_slot() -> None:
+    timeline = Timeline()
+    dispatcher = make(timeline)
+    dispatcher.update(pods(a=READY, b=READY))
+    held = [await dispatcher.acquire(), await dispatcher.acquire()]
+    waiting = asyncio.create_task(dispatcher.acquire())
+    await asyncio.sleep(0)
+    assert dispatcher.queued == 1
+    dispatcher.close("this router is stopping")  # t=0: SIGTERM
+    with pytest.raises(Draining, match="this router is stopping"):
+        await waiting  # refused now, not after the streams end
+    assert dispatcher.queued == 0
+    with pytest.raises(Draining):
+        await dispatcher.acquire()  # no slot free: refused at once
+    dispatcher.release(held[0])  # a stream ends: its slot is free
+    assert (await dispatcher.acquire()).key == held[0].key  # served, not refused

@@ -94,7 +94,7 @@ def normalised(request: web.Request) -> tuple[web.Request, str]:
     ``/api/pull``), and that path: what is classified, counted and forwarded."""
     path = normal_path(request.path)
     if path != request.rel_url.raw_path:
-        request = request.clone(rel_url=request.rel_url.with_path(path))
+        request = request.clone(rel_url=request.rel_url.with_path(path, keep_query=True))
     return request, path
 
 
