@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from scaler.kube.base import DELETION_COST_ANNOTATION
+from scaler.kube.workload import DELETION_COST_ANNOTATION
 from scaler.proxy.app import PROXY, Proxy
 from scaler.proxy.app import build_app as build_proxy
 from scaler.proxy.settings import ProxySettings

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scaler.kube.base import KubeError, Workload
+from scaler.kube.errors import KubeError
+from scaler.kube.workload import Workload
 from scaler.policy import Pod
 from scaler.sources.base import MetricUnavailable, PodSamples, Sample
 

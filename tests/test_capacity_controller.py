@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from scaler.kube.base import Workload
 from scaler.kube.pods import pod_from_json
+from scaler.kube.workload import Workload
 from scaler.policy import PodPhase
 from tests import fake_kube_objects as objects
 from tests.fakes import FakeActuator, FakeDeployment

@@ -19,9 +19,9 @@ from scaler.controller.loop import Controller
 from scaler.controller.metrics import build_metrics
 from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
-from scaler.kube.base import PAUSE_ANNOTATION, PIN_ANNOTATION, Conflict, KubeError
+from scaler.kube.errors import Conflict, KubeError
 from scaler.logs import FIELDS
-from scaler.policy import Reason
+from scaler.policy import PAUSE_ANNOTATION, PIN_ANNOTATION, Reason
 from scaler.sources.base import ConnectionFailed, EmptyResult, MetricSource, StaleSample
 from scaler.sources.proxies import ProxyScraper
 from tests.fakes import FakeActuator, FakeClock, FakeDeployment, FakeSource

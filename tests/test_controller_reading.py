@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from scaler.config import load, parse_config
 from scaler.controller.metrics import build_metrics
 from scaler.controller.reading import Counted, Fallback, MetricLabels, readers_for
-from scaler.kube.base import Workload
+from scaler.kube.workload import Workload
 from scaler.policy import PodSample, PodValues, TotalValue, Unavailable
 from scaler.sources.base import ConnectionFailed, HttpStatus, ImplausibleValue, MetricUnavailable
 from scaler.sources.proxies import ProxyScraper

@@ -21,7 +21,8 @@ from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker, costs_to_write
 from scaler.kube.actuator import KubeActuator
-from scaler.kube.base import DELETION_COST_ANNOTATION, Forbidden, KubeError
+from scaler.kube.errors import Forbidden, KubeError
+from scaler.kube.workload import DELETION_COST_ANNOTATION
 from scaler.policy import Reason
 from scaler.sources.proxies import ProxyScraper
 from tests.drain_rig import port_free_on

@@ -22,8 +22,8 @@ from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
 from scaler.kube.actuator import KubeActuator
-from scaler.kube.base import DELETION_COST_ANNOTATION, PIN_ANNOTATION
-from scaler.policy import Decision
+from scaler.kube.workload import DELETION_COST_ANNOTATION
+from scaler.policy import PIN_ANNOTATION, Decision
 from scaler.router.endpoints import EndpointState
 from scaler.sources.proxies import ProxyScraper
 from tests.drain_rig import NS, Stack, replicaset_victims, running_stack

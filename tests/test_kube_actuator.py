@@ -13,7 +13,8 @@ from kubernetes_asyncio.client import AppsV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from scaler.kube.actuator import SCALE_ATTEMPTS, KubeActuator
-from scaler.kube.base import PAUSE_ANNOTATION, Conflict, Forbidden, KubeError, NotFound
+from scaler.kube.errors import Conflict, Forbidden, KubeError, NotFound
+from scaler.policy import PAUSE_ANNOTATION
 from tests.fake_kube import Cluster, running_cluster
 from tests.fake_kube_objects import MICRO_TIME
 from tests.fakes import FakeClock

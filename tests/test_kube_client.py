@@ -10,9 +10,9 @@ import yaml
 from kubernetes_asyncio.client import ApiClient, AppsV1Api
 from kubernetes_asyncio.config import ConfigException
 
-from scaler.kube.base import KubeError
-from scaler.kube.calls import call
+from scaler.kube.api_call import call
 from scaler.kube.client import api_client, env_proxy, load_configuration
+from scaler.kube.errors import KubeError
 from tests.fake_kube import FakeKube
 
 

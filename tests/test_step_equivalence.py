@@ -22,7 +22,7 @@ from scaler.config import load
 from scaler.controller.metrics import build_metrics
 from scaler.controller.reading import Counted, MetricLabels
 from scaler.controller.target import TargetReconciler
-from scaler.kube.base import Workload
+from scaler.kube.workload import Workload
 from scaler.policy import PodValues, Reason, TotalValue, Unavailable
 from scaler.simulate.model import ModelParams
 from scaler.simulate.policies import build_policy

@@ -16,7 +16,8 @@ from scaler.controller.capacity import report_unschedulable, unschedulable
 from scaler.controller.metrics import ControllerMetrics
 from scaler.controller.reading import Reader
 from scaler.controller.victims import VictimMarker, report
-from scaler.kube.base import Actuator, KubeError, Workload
+from scaler.kube.errors import KubeError
+from scaler.kube.workload import Actuator, Workload
 from scaler.logs import FIELDS
 from scaler.policy import (
     Decision,

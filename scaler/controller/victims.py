@@ -22,7 +22,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scaler.kube.base import DELETION_COST_ANNOTATION, KubeError, PodAnnotator, Workload
+from scaler.kube.errors import KubeError
+from scaler.kube.workload import DELETION_COST_ANNOTATION, PodAnnotator, Workload
 from scaler.logs import FIELDS
 from scaler.sources.base import MetricUnavailable
 from scaler.sources.proxies import ProxyScraper, endpoint_urls

@@ -22,12 +22,13 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api, EventsV1Api, V1Scale
 
-from scaler.kube.base import Conflict, KubeError, Workload
-from scaler.kube.calls import call, call_json
+from scaler.kube.api_call import call, call_json
+from scaler.kube.errors import Conflict, KubeError
 from scaler.kube.hpas import HPA_REFRESH, HpaCache
 from scaler.kube.microtime import micro_time
 from scaler.kube.pods import deletion_cost, pod_from_json, pod_ip
 from scaler.kube.selector import label_selector
+from scaler.kube.workload import Workload
 from scaler.policy import Pod
 
 SCALE_ATTEMPTS = 3

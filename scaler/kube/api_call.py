@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from scaler.kube.base import Forbidden, KubeError, NotFound
+from scaler.kube.errors import KubeError, api_error
 
 T = TypeVar("T")
 
@@ -70,26 +70,3 @@ async def _read_json(request: Awaitable[Any], decode: Callable[[Any], T]) -> T:
         return decode(json.loads(data))
     except (TypeError, KeyError, AttributeError) as err:
         raise ValueError(f"malformed answer: {type(err).__name__}: {err}") from err
-
-
-def api_error(what: str, err: ApiException) -> KubeError:
-    """Our error for an HTTP error answer, with the message of its ``Status`` body."""
-    status = err.status if isinstance(err.status, int) else None
-    message = f"{what}: {status_message(err)} ({status})"
-    if status == 403:
-        return Forbidden(message, status=status)
-    if status == 404:
-        return NotFound(message, status=status)
-    return KubeError(message, status=status)
-
-
-def status_message(err: ApiException) -> str:
-    """The ``message`` of the apiserver's ``Status`` body, else the HTTP reason."""
-    body = err.body
-    try:
-        decoded = json.loads(body) if isinstance(body, str | bytes) else None
-    except ValueError:
-        decoded = None
-    if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
-        return str(decoded["message"])
-    return str(err.reason or "no reason given")

@@ -29,7 +29,7 @@ from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 from yarl import URL
 
 from scaler.errors import UsageError
-from scaler.kube.base import KubeError
+from scaler.kube.errors import KubeError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 """Where Kubernetes mounts a pod's service-account token and CA certificate."""

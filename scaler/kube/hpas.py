@@ -24,7 +24,7 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, AutoscalingV2Api
 
-from scaler.kube.calls import call_json
+from scaler.kube.api_call import call_json
 
 HPA_REFRESH = 15.0
 """Default seconds between two lists of a namespace's HPAs (the HPA sync period)."""

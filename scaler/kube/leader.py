@@ -30,8 +30,8 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CoordinationV1Api, V1Lease
 
-from scaler.kube.base import KubeError, NotFound
-from scaler.kube.calls import call
+from scaler.kube.api_call import call
+from scaler.kube.errors import KubeError, NotFound
 from scaler.kube.microtime import micro_time
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from scaler.kube.base import DELETION_COST_ANNOTATION
+from scaler.kube.workload import DELETION_COST_ANNOTATION
 from scaler.policy import Pod, PodPhase
 from scaler.quantity import parse_quantity
 

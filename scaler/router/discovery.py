@@ -41,8 +41,8 @@ from kubernetes_asyncio.client import ApiClient, DiscoveryV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from scaler.errors import ScalerError
-from scaler.kube.base import KubeError
-from scaler.kube.calls import api_error, call_json
+from scaler.kube.api_call import call_json
+from scaler.kube.errors import KubeError, api_error
 from scaler.router.endpoints import Endpoint, EndpointState, OnChange
 from scaler.router.slices import SliceError, merge, slice_endpoints
 
