@@ -13,7 +13,7 @@ from scaler.config import Explained, explain
 from scaler.errors import ConfigError, ScalerError, UsageError
 from scaler.policy import Behavior, ScalingRules
 from scaler.policy.legacy import describe_legacy
-from scaler.policy.metrics import reported
+from scaler.policy.readings import reported
 from scaler.simulate import command as simulate_command
 
 EXIT_ERROR = 1

@@ -36,7 +36,9 @@ from scaler.policy.behavior import (
 from scaler.policy.decision import Reason
 from scaler.policy.engine import Observation, PolicySpec, decide, record_scale
 from scaler.policy.history import History, Recommendation, ScaleEvent
-from scaler.policy.metrics import (
+from scaler.policy.pods import Pod, PodPhase, PodSample
+from scaler.policy.rate import change_in_period, limit_by_rate, scale_down_limit, scale_up_limit
+from scaler.policy.readings import (
     MetricReading,
     MetricSpec,
     PodValues,
@@ -45,8 +47,6 @@ from scaler.policy.metrics import (
     TotalValue,
     Unavailable,
 )
-from scaler.policy.pods import Pod, PodPhase, PodSample
-from scaler.policy.rate import change_in_period, limit_by_rate, scale_down_limit, scale_up_limit
 from scaler.policy.stabilization import stabilize
 
 NOW = 1000.0

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import pytest
 
 from scaler.policy.calculator import CalculationError, Context, Tolerances, calculate
-from scaler.policy.metrics import MetricSpec, PodValues, SourceType, TargetType, TotalValue
 from scaler.policy.pods import Pod, PodPhase, PodSample, group_pods
+from scaler.policy.readings import MetricSpec, PodValues, SourceType, TargetType, TotalValue
 
 NOW = 1000.0
 MINUTE = 60.0

@@ -38,7 +38,7 @@ from scaler.policy import (
     SourceType,
     TargetType,
 )
-from scaler.policy.metrics import ALLOWED_TARGETS
+from scaler.policy.readings import ALLOWED_TARGETS
 
 _RANGE = re.compile(r"\[(\d+(?:\.\d+)?)(ms|s|m|h)\]")
 _RANGE_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -29,15 +29,6 @@ from scaler.policy.engine import (
     remember,
 )
 from scaler.policy.history import History, Recommendation, ScaleEvent
-from scaler.policy.metrics import (
-    MetricReading,
-    MetricSpec,
-    PodValues,
-    SourceType,
-    TargetType,
-    TotalValue,
-    Unavailable,
-)
 from scaler.policy.milli import format_milli
 from scaler.policy.overrides import (
     PAUSE_ANNOTATION,
@@ -48,6 +39,15 @@ from scaler.policy.overrides import (
     with_fallback,
 )
 from scaler.policy.pods import Pod, PodPhase, PodSample
+from scaler.policy.readings import (
+    MetricReading,
+    MetricSpec,
+    PodValues,
+    SourceType,
+    TargetType,
+    TotalValue,
+    Unavailable,
+)
 from scaler.policy.step import Seen, StepState, TargetSpec, record_scaled, step
 
 __all__ = [

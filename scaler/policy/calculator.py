@@ -10,15 +10,6 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from scaler.policy.metrics import (
-    MetricReading,
-    MetricSpec,
-    PodValues,
-    SourceType,
-    TargetType,
-    TotalValue,
-    Unavailable,
-)
 from scaler.policy.milli import MAX_INT64, go_int64
 from scaler.policy.milli import milli as milli  # re-exported for the config's bounds
 from scaler.policy.pods import (
@@ -29,6 +20,15 @@ from scaler.policy.pods import (
     PodSample,
     group_pods,
     ready_pod_count,
+)
+from scaler.policy.readings import (
+    MetricReading,
+    MetricSpec,
+    PodValues,
+    SourceType,
+    TargetType,
+    TotalValue,
+    Unavailable,
 )
 
 

@@ -16,7 +16,6 @@ from scaler.policy.calculator import CalculationError, Context, Tolerances, calc
 from scaler.policy.decision import Decision, MetricProposal, Reason
 from scaler.policy.history import History, store_event
 from scaler.policy.legacy import limit_legacy, stabilize_legacy
-from scaler.policy.metrics import MetricReading, MetricSpec, PodValues, SourceType, Unavailable
 from scaler.policy.pods import (
     DEFAULT_CPU_INITIALIZATION_PERIOD,
     DEFAULT_INITIAL_READINESS_DELAY,
@@ -24,6 +23,7 @@ from scaler.policy.pods import (
     grouping_valid_until,
 )
 from scaler.policy.rate import limit_by_rate
+from scaler.policy.readings import MetricReading, MetricSpec, PodValues, SourceType, Unavailable
 from scaler.policy.stabilization import Stabilized, stabilize
 
 

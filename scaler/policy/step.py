@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from scaler.policy.decision import Decision, MetricProposal, Reason
 from scaler.policy.engine import Observation, PolicySpec, decide, record_scale, remember
 from scaler.policy.history import History
-from scaler.policy.metrics import MetricReading, Unavailable
 from scaler.policy.overrides import Fallback, hpa_conflict, manual_control, with_fallback
+from scaler.policy.readings import MetricReading, Unavailable
 
 _NO_ANNOTATIONS: Mapping[str, str] = {}
 

@@ -1,4 +1,6 @@
-"""Metric specifications and the readings a decision is made from."""
+"""What a decision is made from: metric specifications (source, target type, value)
+and the readings of them at one poll. ("metrics" elsewhere means Prometheus
+instruments.)"""
 
 from __future__ import annotations
 
