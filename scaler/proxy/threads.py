@@ -13,7 +13,8 @@ the pod's, not the client's, and never changes between requests.
 What it cannot reach: OpenAI-compatible ``/v1/*`` requests have no ``options`` (Ollama's
 middleware drops unknown fields); such a request runs with the model's default threads,
 and the next native one loads the model again. (Every inference body is read whole
-before its slot, ``body.py``, so size no longer matters.) Open WebUI's chats use the native ``/api/chat``.
+before its slot, ``body.py``, so size no longer matters.) Open WebUI's chats use the
+native ``/api/chat``.
 """
 
 from __future__ import annotations
