@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from scaler.policy import MetricProposal, MetricReading, MetricSpec, propose_metric
 from scaler.policy.calculator import Context
-from scaler.simulate import runner
+from scaler.simulate import decider
 from scaler.simulate.model import ROUTINGS, ModelParams
 from scaler.simulate.policies import build_policy
 from scaler.simulate.runner import run_policy, service_times
@@ -119,7 +119,7 @@ def test_reuse_is_exercised_on_a_busy_run(monkeypatch: pytest.MonkeyPatch) -> No
         computed.append(metric.name)
         return propose_metric(metric, reading, ctx)
 
-    monkeypatch.setattr(runner, "propose_metric", counting)
+    monkeypatch.setattr(decider, "propose_metric", counting)
     rates = [0.1] * 20 + [1.2] * 30 + [0.05] * 40
     reused, recomputed = _both("queue", rates, 3)
     _assert_same(reused, recomputed)

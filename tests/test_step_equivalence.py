@@ -24,9 +24,10 @@ from scaler.controller.reading import Counted, MetricLabels
 from scaler.controller.target import TargetReconciler
 from scaler.kube.workload import Workload
 from scaler.policy import PodValues, Reason, TotalValue, Unavailable
+from scaler.simulate.decider import Poll
 from scaler.simulate.model import ModelParams
 from scaler.simulate.policies import build_policy
-from scaler.simulate.runner import Poll, run_policy, service_times
+from scaler.simulate.runner import run_policy, service_times
 from scaler.simulate.scenarios import build_scenario
 from scaler.simulate.types import OverrideWindow
 from scaler.sources.base import ConnectionFailed

@@ -4,7 +4,8 @@ The run is event-driven: arrivals, completions and replicas becoming ready are
 processed in time order, interleaved with the pipeline's timers (scrapes, polls) and
 a once-per-second sample for the timeline. Every decision is made by
 ``scaler.policy.step``, the controller's own step (overrides, engine, fallback), and
-each scale change is recorded with ``record_scaled`` as the controller records it.
+each scale change is recorded with ``record_scaled`` as the controller records it
+(``decider``).
 """
 
 from __future__ import annotations
@@ -12,33 +13,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import add, truediv
 
-from scaler.policy import (
-    Decision,
-    MetricProposal,
-    MetricReading,
-    Observation,
-    Pod,
-    PodPhase,
-    Reason,
-    Seen,
-    StepState,
-    TargetSpec,
-    Unavailable,
-    context,
-    proposal_valid_until,
-    propose_metric,
-    record_scaled,
-    step,
-)
+from scaler.policy import Observation, Pod, PodPhase, Reason, TargetSpec
+from scaler.simulate.decider import Decider, Poll
 from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.model import PENDING, READY, Cluster, ModelParams
-from scaler.simulate.overrides import NO_ANNOTATIONS, windows_at
 from scaler.simulate.policies import SimPolicy
-from scaler.simulate.sight import Key, Sight
+from scaler.simulate.sight import Sight
 from scaler.simulate.types import PolicyResult, PolicyTimeline, Summary, Trace
 
 # Index 0 of the timeline's reasons means "no decision yet" (or a static policy).
@@ -47,36 +30,6 @@ REASONS = ["-", *(r.value for r in Reason)]
 _REASON_INDEX = {r: i + 1 for i, r in enumerate(Reason)}
 
 Progress = Callable[[float], None]
-
-# What a poll in an outage window reads: nothing, as when Prometheus is unreachable.
-OUTAGE = Unavailable("outage: no metric could be read")
-
-
-@dataclass(frozen=True, slots=True)
-class Poll:
-    """One poll as a run records it: when, what the step saw, what it decided."""
-
-    now: float
-    seen: Seen
-    decision: Decision
-
-
-# Proposals remembered per metric while the observation stays the same: enough for
-# every queue depth a run meets; CPU keys (sample times) never repeat and just cycle.
-_MEMO_SIZE = 64
-
-
-@dataclass(slots=True)
-class _Memo:
-    """A metric's proposals by what their readings were made from, for one observation.
-
-    A proposal is a pure function of the metric, its reading, the replica counts and
-    the pods, and of the time only until its ``valid_until``; so while all of these
-    are unchanged, computing it again would give the very same proposal.
-    """
-
-    state: tuple[int, int] = (-1, -1)  # the observation's: desired, the cluster's version
-    proposals: dict[Key, tuple[float, MetricProposal]] = field(default_factory=dict)
 
 
 def service_times(
@@ -106,8 +59,6 @@ class _Run:
         reuse_proposals: bool = True,
         record: list[Poll] | None = None,
     ) -> None:
-        self.reuse_proposals = reuse_proposals
-        self.record = record
         self.trace = trace
         self.times = times
         self.policy = policy
@@ -120,10 +71,17 @@ class _Run:
             marks_idle=policy.marks_idle,
         )
         self.desired = policy.initial_replicas
-        self.target = None if policy.spec is None else TargetSpec(policy.spec, policy.fallback)
-        self.state = StepState()
-        self.windows = trace.overrides
         self.sight = Sight(policy, params, self.cluster)
+        self.decider = None
+        if policy.spec is not None:
+            self.decider = Decider(
+                policy,
+                TargetSpec(policy.spec, policy.fallback),
+                self.sight,
+                trace.overrides,
+                reuse_proposals=reuse_proposals,
+                record=record,
+            )
         self.timeline = PolicyTimeline(reason_names=REASONS)
         self.reason = NO_DECISION
         self.signal = math.nan
@@ -131,13 +89,6 @@ class _Run:
         self.scale_events = 0
         self._observed_state = (-1, -1)  # desired replicas, the cluster's version
         self._observed = Observation(spec_replicas=0, status_replicas=0)
-        self._seen = Seen(self._observed)
-        metrics = policy.spec.metrics if policy.spec is not None else ()
-        self._outage: dict[str, MetricReading] = {m.name: OUTAGE for m in metrics}
-        self._sources = [
-            (metric, source, _Memo())
-            for metric, source in zip(metrics, policy.signals, strict=True)
-        ]
 
     def observation(self) -> Observation:
         """The scale and the pods as the HPA's lister sees them, rebuilt only when they
@@ -165,81 +116,20 @@ class _Run:
 
     # -- decisions ------------------------------------------------------------------
     def poll(self, now: float) -> None:
-        target = self.target
-        if target is None:
+        decider = self.decider
+        if decider is None:
             return
-        observation = self.observation()
-        annotations, outage = NO_ANNOTATIONS, False
-        if self.windows:
-            annotations, outage = windows_at(self.windows, now)
-        if outage:
-            seen = Seen(replace(observation, readings=self._outage), annotations)
-            decision, self.state = step(target, self.state, seen, now)
-        elif self.reuse_proposals:
-            proposals, unread = self._proposals(observation, now)
-            seen = self._seen
-            if seen.observation is not observation or seen.annotations is not annotations:
-                seen = self._seen = Seen(observation, annotations)
-            decision, self.state = step(
-                target, self.state, seen, now, proposals=proposals, unread=unread
-            )
-        else:  # the plain call, as the controller makes it
-            seen = Seen(replace(observation, readings=self._readings(now)), annotations)
-            decision, self.state = step(target, self.state, seen, now)
-        if self.record is not None:
-            self.record.append(Poll(now, seen, decision))
+        decision = decider.decide(self.observation(), self._observed_state, now)
         self.reason = _REASON_INDEX[decision.reason]
         first = decision.proposals[0] if decision.proposals else None
         self.signal = math.nan if first is None or first.value is None else first.value
         if decision.replicas != self.desired:
-            self.state = record_scaled(target, self.state, decision, now)
+            decider.scaled(decision, now)
             if decision.replicas > self.desired:
                 self.scale_ups.append(now)
             self.scale_events += 1
             self.desired = decision.replicas
             self.cluster.scale_to(decision.replicas, now)
-
-    def _readings(self, now: float) -> dict[str, MetricReading]:
-        """Each metric's reading at ``now``; a metric with nothing to read yet has none."""
-        readings = {}
-        for source in self.policy.signals:
-            reading = self.sight.reading(source, self.sight.key(source, now), now)
-            if reading is not None:
-                readings[source.metric] = reading
-        return readings
-
-    def _proposals(
-        self, observation: Observation, now: float
-    ) -> tuple[tuple[MetricProposal, ...], bool]:
-        """Each metric's proposal, as ``propose`` gives it, reused while nothing it
-        depends on has changed: most polls of a week-long run change nothing. Also
-        whether no metric had a reading (the step counts that as a failed poll)."""
-        spec = self.policy.spec
-        assert spec is not None
-        state = self._observed_state
-        ctx = None
-        proposals = []
-        unread = True
-        for metric, source, memo in self._sources:
-            key = self.sight.key(source, now)
-            if key is not None:
-                unread = False
-            if memo.state != state:
-                memo.state = state
-                memo.proposals.clear()
-            known = memo.proposals.get(key)
-            if known is not None and now < known[0]:
-                proposals.append(known[1])
-                continue
-            if ctx is None:
-                ctx = context(spec, observation, now)
-            reading = self.sight.reading(source, key, now)
-            proposal = propose_metric(metric, reading, ctx)
-            if len(memo.proposals) >= _MEMO_SIZE:
-                memo.proposals.clear()
-            memo.proposals[key] = (proposal_valid_until(metric, reading, ctx), proposal)
-            proposals.append(proposal)
-        return tuple(proposals), unread
 
     def sample(self) -> None:
         cluster = self.cluster
