@@ -22,15 +22,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from scaler.proxy.app import build_app
 from scaler.proxy.connections import ConnectionGuard, ConnectionLimits, start_guarded
 from scaler.proxy.settings import ProxySettings
 from tests.counting_upstream import ANSWER, CountingUpstream
+from tests.fake_ollama import running_fake_ollama
 from tests.router_process import _free_port
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 CHAT = json.dumps({"model": "llama3.2", "messages": [], "stream": False}).encode()
+ENV = {"PATH": "/usr/bin:/bin"}  # no SCALER_* from the environment, no HTTP proxy
 
 
 @asynccontextmanager
@@ -114,37 +117,40 @@ def _limit_fds() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
 
-def test_a_proxy_at_a_256_fd_limit_answers_healthz_and_metrics_through_300_idle_connections(
-    tmp_path: Path,
+@pytest.mark.parametrize("command", ["proxy", "router"])
+def test_at_a_256_fd_limit_healthz_metrics_and_inference_answer_through_300_idle_connections(
+    command: str, tmp_path: Path
 ) -> None:
-    port = _free_port("127.0.0.1")
-    args = [sys.executable, "-m", "scaler.cli", "proxy", "--host", "127.0.0.1"]
-    args += ["--port", str(port), "--upstream", "http://127.0.0.1:9"]
-    log = tmp_path / "proxy.log"
-    env = {"PATH": "/usr/bin:/bin", "SCALER_PROXY_HEADER_TIMEOUT": "600"}  # the cap, alone
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_limit_fds
-        )
-    flood: list[socket.socket] = []
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process, log)
-        for _ in range(300):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost")  # half a head
-            flood.append(sock)
-        started = time.monotonic()
-        with httpx.Client(timeout=5, trust_env=False) as http:
-            assert http.get(f"{url}/healthz").status_code == 200
-            assert "ollama_proxy_queue_depth" in http.get(f"{url}/metrics").text
-        assert time.monotonic() - started < 5
-        assert process.poll() is None
-    finally:
-        for sock in flood:
-            sock.close()
-        process.kill()
-        process.wait()
+    with running_fake_ollama() as fake:
+        port = _free_port("127.0.0.1")
+        args = [sys.executable, "-m", "scaler.cli", command, "--host", "127.0.0.1"]
+        args += ["--port", str(port), "--header-timeout", "600"]  # the cap, alone
+        args += ["--upstream" if command == "proxy" else "--endpoint", fake.url]
+        log = tmp_path / f"{command}.log"
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, env=ENV, preexec_fn=_limit_fds
+            )
+        flood: list[socket.socket] = []
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, process, log)
+            for _ in range(300):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost")  # half a head
+                flood.append(sock)
+            started = time.monotonic()
+            with httpx.Client(timeout=5, trust_env=False) as http:
+                assert http.get(f"{url}/healthz").status_code == 200
+                assert "_queue_depth" in http.get(f"{url}/metrics").text
+                assert http.post(f"{url}/api/chat", content=CHAT).status_code == 200
+            assert time.monotonic() - started < 5
+            assert process.poll() is None
+        finally:
+            for sock in flood:
+                sock.close()
+            process.kill()
+            process.wait()
     assert "at most 64 client connections" in log.read_text()
 
 
