@@ -2,7 +2,7 @@
 
 Each policy sees its signals through its own pipeline: how often the model's
 counters are scraped, the window of CPU rates, how often it decides, and any extra
-monitoring lag. Decisions come from ``scaler.policy.decide``, the controller's code.
+monitoring lag. Decisions come from ``scaler.policy.step``, the controller's code.
 
 Each policy runs behind the routing of its stack unless told otherwise: ours
 (``queue``, a config, ``static:N``) behind ``scaler router``'s shared queue, the
