@@ -6,7 +6,6 @@ One Ollama per proxy (a sidecar on localhost). The Service points at the proxy.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from scaler.proxy.admission import Admission, Draining, QueueFull
-from scaler.proxy.body import BodyRefused, read_body, refuse
+from scaler.proxy.body import BodyRefused, json_error, read_body, refuse
 from scaler.proxy.forward import (
     BUSY_HEADER,
     FRESH_SESSION,
@@ -115,7 +114,7 @@ class Proxy:
                 request, limit=self.settings.max_body, timeout=self.settings.body_timeout
             )
         except BodyRefused as refused:
-            return await refuse(request, refused, _json_error(refused.status, str(refused)))
+            return await refuse(request, refused)
         if self.settings.num_thread is not None:
             body = pin_threads(path, body, self.settings.num_thread)
         series = self.metrics.path(path)
@@ -178,7 +177,7 @@ class Proxy:
         except UpstreamUnavailable as error:
             self.metrics.upstream_errors.labels("connect").inc()
             log.warning("%s", error)
-            return _json_error(502, str(error)), None
+            return json_error(502, str(error)), None
         if outcome.broken:
             self.metrics.upstream_errors.labels("mid_stream").inc()
         return response, outcome
@@ -204,7 +203,7 @@ class Proxy:
         """503 busy, with the kind a router reads to send the request elsewhere."""
         self.metrics.rejected.labels(path).inc()
         kind = "draining" if isinstance(refused, Draining) else "queue-full"
-        response = _json_error(503, f"server busy, please try again: {refused}")
+        response = json_error(503, f"server busy, please try again: {refused}")
         response.headers["Retry-After"] = str(self.settings.retry_after)
         response.headers[BUSY_HEADER] = kind
         return response
@@ -220,22 +219,22 @@ class Proxy:
         """Ready when Ollama answers and the ready model has been loaded once (after
         that, residency reloads it when evicted: docs/proxy.md); never while draining."""
         if self.draining:
-            return _json_error(503, "draining: this pod is stopping")
+            return json_error(503, "draining: this pod is stopping")
         session = request.app[SESSION]
         base = self.settings.upstream.rstrip("/")
         timeout = aiohttp.ClientTimeout(total=READY_TIMEOUT)
         try:
             async with session.get(base + "/", timeout=timeout) as answer:
                 if answer.status != 200:
-                    return _json_error(503, f"Ollama answered {answer.status}")
+                    return json_error(503, f"Ollama answered {answer.status}")
             residency = self.residency
             if residency is None:
                 return web.json_response({"status": "ready"})
             if residency.loaded_once or await residency.resident(session):
                 return web.json_response({"status": "ready", "model": residency.model})
         except (TimeoutError, aiohttp.ClientError, ResidencyError) as error:
-            return _json_error(503, f"Ollama does not answer: {error}")
-        return _json_error(503, f"model {residency.model} is not loaded yet")
+            return json_error(503, f"Ollama does not answer: {error}")
+        return json_error(503, f"model {residency.model} is not loaded yet")
 
 
 PROXY = web.AppKey("proxy", Proxy)
@@ -254,12 +253,6 @@ def _residency(
         admission=admission,
         timing=timing,
         registry=registry,
-    )
-
-
-def _json_error(status: int, message: str) -> web.Response:
-    return web.Response(
-        status=status, text=json.dumps({"error": message}), content_type="application/json"
     )
 
 

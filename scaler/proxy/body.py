@@ -11,6 +11,7 @@ Go server reads whatever comes), so the bound here is ours, and generous.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
@@ -56,13 +57,19 @@ def _too_large(limit: int) -> str:
     return f"request body over {limit} bytes (max_body)"
 
 
-async def refuse(
-    request: web.Request, refused: BodyRefused, response: web.Response
-) -> web.Response:
-    """Send ``response`` for ``refused`` and end the connection. A body too large is
-    still arriving: aiohttp reads and drops what comes for a while (its lingering
-    close), so that the client sees the 413 and not a reset. A body that is late may
-    never come: the connection closes as soon as the 408 is out."""
+def json_error(status: int, message: str) -> web.Response:
+    """An error in Ollama's shape, ``{"error": message}``, which its clients raise."""
+    return web.Response(
+        status=status, text=json.dumps({"error": message}), content_type="application/json"
+    )
+
+
+async def refuse(request: web.Request, refused: BodyRefused) -> web.Response:
+    """Answer ``refused`` (its status, Ollama's error shape) and end the connection.
+    A body too large is still arriving: aiohttp reads and drops what comes for a while
+    (its lingering close), so that the client sees the 413 and not a reset. A body
+    that is late may never come: the connection closes as soon as the 408 is out."""
+    response = json_error(refused.status, str(refused))
     response.force_close()
     if refused.status != 408:
         return response

@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from scaler.proxy.body import BodyRefused, read_body, refuse
+from scaler.proxy.body import BodyRefused, json_error, read_body, refuse
 from scaler.proxy.forward import (
     BUSY_HEADER,
     FRESH_SESSION,
@@ -89,10 +89,10 @@ class Router:
             body = await _json_body(request, self.settings)
             pod, upstream, bound = await self._bind(request, body)
         except BodyRefused as refused:
-            refusal = await refuse(request, refused, _json_error(refused.status, str(refused)))
+            refusal = await refuse(request, refused)
             return self._reject(path, "bad_request", refusal)
         except BadRequest as bad:
-            return self._reject(path, "bad_request", _json_error(bad.status, str(bad)))
+            return self._reject(path, "bad_request", json_error(bad.status, str(bad)))
         except QueueFull as full:
             return self._reject(path, "queue_full", self._busy(str(full)))
         except NoReadyPod as none:
@@ -101,7 +101,7 @@ class Router:
             return self._reject(path, "draining", self._busy(str(draining)))
         except UpstreamUnavailable as error:
             log.warning("%s", error)
-            return self._done(path, _json_error(502, str(error)))
+            return self._done(path, json_error(502, str(error)))
         self.metrics.queue_wait.labels(path).observe(bound - arrived)
         try:
             response, outcome = await relay(request, upstream, arrived)
@@ -206,11 +206,11 @@ class Router:
         except UpstreamUnavailable as error:
             self.metrics.upstream_errors.labels("connect").inc()
             log.warning("%s", error)
-            return self._done(path, _json_error(502, str(error)))
+            return self._done(path, json_error(502, str(error)))
         return self._done(path, response)
 
     def _busy(self, reason: str) -> web.Response:
-        response = _json_error(503, f"server busy, please try again: {reason}")
+        response = json_error(503, f"server busy, please try again: {reason}")
         response.headers["Retry-After"] = str(self.settings.retry_after)
         return response
 
@@ -233,7 +233,7 @@ class Router:
         """Ready once discovery has listed the pods (a router with no pods ready still
         answers, with a clear 503, rather than leaving the Service)."""
         if not self._ready():
-            return _json_error(503, "the Ollama pods are not listed yet")
+            return json_error(503, "the Ollama pods are not listed yet")
         counts = {s.value: n for s, n in self.dispatcher.pods_by_state().items()}
         return web.json_response({"status": "ready", "pods": counts})
 
@@ -250,12 +250,6 @@ async def _json_body(request: web.Request, bounds: RouterSettings) -> bytes:
     if not isinstance(parsed, dict):
         raise BadRequest(400, f"request body must be a JSON object, not {type(parsed).__name__}")
     return body
-
-
-def _json_error(status: int, message: str) -> web.Response:
-    return web.Response(
-        status=status, text=json.dumps({"error": message}), content_type="application/json"
-    )
 
 
 ROUTER = web.AppKey("router", Router)
