@@ -36,6 +36,8 @@ FD_RESERVE = 128
 """File descriptors kept out of the cap: one accept burst (``BACKLOG``: asyncio accepts
 that many before any of them is counted), the listening sockets, the log, Python's own."""
 BACKLOG = 64
+FLOOD_WARNING_EVERY = 60.0
+"""Seconds between warnings while the cap closes connections."""
 DEFAULT_MAX_CONNECTIONS = 4096
 """Above this, memory (aiohttp's buffers per connection) matters more than fds."""
 
@@ -136,6 +138,7 @@ class ConnectionGuard:
         self.header_timeout = header_timeout
         self._open: dict[asyncio.BaseTransport, _Guarded] = {}  # insertion order: age
         self.closed_by_guard = {"header_timeout": 0, "over_cap": 0}
+        self._warned_at: float | None = None  # loop time of the last flood warning
 
     @property
     def open(self) -> int:
@@ -153,6 +156,19 @@ class ConnectionGuard:
                 connection,  # all busy: the newcomer goes
             )
             victim.close("over_cap")
+            self._warn_of_flood()
+
+    def _warn_of_flood(self) -> None:
+        """One line a minute at most while connections are closed over the cap."""
+        now = asyncio.get_running_loop().time()
+        if self._warned_at is None or now - self._warned_at >= FLOOD_WARNING_EVERY:
+            self._warned_at = now
+            log.warning(
+                "%d client connections open, the cap: closing the oldest idle ones "
+                "(%d so far; a flood, or --max-connections too low)",
+                self.cap,
+                self.closed_by_guard["over_cap"],
+            )
 
     def closed(self, connection: _Guarded) -> None:
         if connection.transport is not None:
