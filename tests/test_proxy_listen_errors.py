@@ -61,3 +61,24 @@ def test_a_bad_host_is_one_line_and_exit_2(host: str, reason: str) -> None:
     assert "Traceback" not in done.stderr
     assert reason in done.stderr
     assert len(done.stderr) < 300  # quotes a short prefix of a huge value, not all of it
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        pytest.param(["--body-timeout", "inf"], "body_timeout: Input should be less", id="inf"),
+        pytest.param(["--header-timeout", "nan"], "header_timeout: Input should be", id="nan"),
+        pytest.param(["--idle-timeout", "0"], "idle_timeout: Input should be greater", id="0"),
+        pytest.param(["--max-body", "10"], "max_body: Input should be greater", id="tiny"),
+        pytest.param(["--max-connections", "-1"], "max_connections: Input should be", id="neg"),
+    ],
+)
+@pytest.mark.parametrize("command", [_proxy, _router], ids=["proxy", "router"])
+def test_bad_client_bounds_are_one_line_each_and_exit_2(
+    command: object, flags: list[str], message: str
+) -> None:
+    assert callable(command)
+    done = _scaler(*command("127.0.0.1", 0), *flags)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert message in done.stderr
