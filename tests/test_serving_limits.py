@@ -67,7 +67,7 @@ async def closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
     return loop.time() - started
 
 
-async def test_a_head_sent_a_byte_at_a_time_is_cut_off_at_header_timeout() -> None:
+async def test_heads_sent_slowly_or_never_finished_are_cut_off_at_header_timeout() -> None:
     async with guarded(ConnectionLimits(header_timeout=0.3, idle_timeout=60)) as (port, guard):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
 
@@ -77,11 +77,18 @@ async def test_a_head_sent_a_byte_at_a_time_is_cut_off_at_header_timeout() -> No
                 await asyncio.sleep(0.02)
 
         trickling = asyncio.create_task(trickle())
+        slowloris = [await asyncio.open_connection("127.0.0.1", port) for _ in range(200)]
+        for _, half in slowloris:
+            half.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: b\r\n")  # never ends
         assert (await answer(port, HEALTHZ)).startswith(b"HTTP/1.1 200")  # meanwhile
         assert await closed_within(reader, 2.0) < 1.0
+        for each, _ in slowloris:
+            assert await closed_within(each, 2.0) < 1.0
         trickling.cancel()
-        writer.close()
-        assert guard.closed_by_guard["header_timeout"] == 1
+        for _, each in [*slowloris, (reader, writer)]:
+            each.close()
+        assert guard.closed_by_guard["header_timeout"] == 201
+        assert guard.open == 0
 
 
 async def test_an_idle_kept_alive_connection_is_closed_after_idle_timeout() -> None:
