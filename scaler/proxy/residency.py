@@ -27,7 +27,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from scaler.errors import ScalerError
-from scaler.proxy.admission import Admission, QueueFull
+from scaler.proxy.admission import Admission, Draining, QueueFull
 
 log = logging.getLogger("scaler.proxy")
 
@@ -200,7 +200,7 @@ class Residency:
         try:
             async with self.admission.slot():  # counted and guarded like any request
                 await self._load(session)
-        except QueueFull:
+        except (QueueFull, Draining):  # taken, or the pod is stopping: nothing to load
             return
         except ResidencyError as error:
             self.reloads.labels("error").inc()
