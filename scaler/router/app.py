@@ -117,8 +117,9 @@ class Router:
 
     async def drain(self) -> None:
         """The router is stopping: requests waiting in the queue get 503 with
-        Retry-After now (the client, or Open WebUI's retry, goes to another router);
-        those bound to a pod stream to their end while the runner shuts down."""
+        Retry-After now, so their clients may retry at once (the Service sends the
+        retry to the other router); those bound to a pod stream to their end while
+        the runner shuts down."""
         queued = self.dispatcher.queued
         self.dispatcher.close("this router is stopping")
         log.info(
