@@ -9,15 +9,15 @@ Pure, like the engine: the caller passes ``now`` and keeps the returned state.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
 
 from scaler.policy.decision import Decision, MetricProposal, Reason
 from scaler.policy.engine import Observation, PolicySpec, decide, record_scale, remember
 from scaler.policy.history import History
 from scaler.policy.overrides import Fallback, hpa_conflict, manual_control, with_fallback
 from scaler.policy.readings import MetricReading, Unavailable
-
-_NO_ANNOTATIONS: Mapping[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,26 +34,27 @@ class TargetSpec:
     yield_to_hpa: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class StepState:
+class StepState(NamedTuple):
     """What one target remembers between polls.
 
     ``failures``: polls in a row in which no metric could be read.
     ``last_good_poll``: when a metric was last read (``None``: never).
+
+    A named tuple, as ``Seen``: one of each is made at every poll (the simulator
+    makes hundreds of thousands), and tuples are built fastest.
     """
 
-    history: History = field(default_factory=History)
+    history: History = History()
     failures: int = 0
     last_good_poll: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
+class Seen(NamedTuple):
     """The target at one poll: its scale, pods and readings (``observation``), the
     Deployment's annotations (pause, pin) and the HPA targeting it, if any."""
 
     observation: Observation
-    annotations: Mapping[str, str] = field(default_factory=lambda: _NO_ANNOTATIONS)
+    annotations: Mapping[str, str] = MappingProxyType({})
     conflicting_hpa: str | None = None
 
 
@@ -86,8 +87,11 @@ def step(
     else:
         failures, last_good = 0, now
     current = observation.spec_replicas
-    hpa = seen.conflicting_hpa if spec.yield_to_hpa else None
-    override = hpa_conflict(hpa, current) or manual_control(seen.annotations, current)
+    override = None
+    if seen.conflicting_hpa is not None and spec.yield_to_hpa:
+        override = hpa_conflict(seen.conflicting_hpa, current)
+    elif seen.annotations:
+        override = manual_control(seen.annotations, current)
     if override is not None:
         return override, StepState(state.history, failures, last_good)
     decision, history = decide(spec.policy, observation, state.history, now, proposals=proposals)
@@ -113,7 +117,8 @@ def record_scaled(spec: TargetSpec, state: StepState, decision: Decision, now: f
 def _unread(policy: PolicySpec, readings: Mapping[str, MetricReading]) -> bool:
     """No metric could be read: every reading is ``Unavailable`` or missing (a
     missing reading counts as unavailable, as in ``decide``)."""
-    return all(isinstance(readings.get(m.name, _MISSING), Unavailable) for m in policy.metrics)
-
-
-_MISSING = Unavailable("no reading")
+    for metric in policy.metrics:
+        reading = readings.get(metric.name)
+        if reading is not None and not isinstance(reading, Unavailable):
+            return False
+    return True
