@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from scaler.proxy.app import build_app
-from scaler.proxy.connections import ConnectionGuard, ConnectionLimits, start_guarded
 from scaler.proxy.settings import ProxySettings
+from scaler.serving.connections import ConnectionGuard, ConnectionLimits, start_guarded
 from tests.counting_upstream import ANSWER, CountingUpstream
 from tests.fake_ollama import running_fake_ollama
 from tests.router_process import _free_port

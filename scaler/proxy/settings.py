@@ -8,7 +8,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scaler.errors import ConfigError, quote
-from scaler.proxy.connections import ConnectionLimits
+from scaler.serving.connections import ConnectionLimits
 
 
 class ClientBounds(BaseSettings):

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from scaler.errors import UsageError, quote
-from scaler.proxy.connections import ConnectionLimits, start_guarded
+from scaler.serving.connections import ConnectionLimits, start_guarded
 
 
 async def serve_until_cancelled(
@@ -33,7 +33,7 @@ async def serve_until_cancelled(
     """Listen on ``host:port`` until cancelled (the CLI cancels on SIGTERM), then await
     ``drain`` while still listening (the proxy answers new requests "busy" meanwhile),
     then stop listening and give running handlers ``shutdown_timeout`` seconds to finish.
-    Client connections are bounded by ``limits`` (``scaler/proxy/connections.py``).
+    Client connections are bounded by ``limits`` (``scaler/serving/connections.py``).
     Raises UsageError when ``host:port`` cannot be listened on."""
     access_log = logging.getLogger("aiohttp.access") if log.isEnabledFor(logging.DEBUG) else None
     try:
