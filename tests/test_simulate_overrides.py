@@ -179,3 +179,12 @@ def test_the_cli_replays_a_pause_into_the_csv_reasons(
     reasons = [row.rsplit(",", 1)[1] for row in rows[1:]]
     assert set(reasons[600:900]) == {"Paused"}
     assert "Paused" not in reasons[:600] + reasons[900:]
+
+
+def test_the_seeds_hpa_knows_no_pause_or_pin_but_an_outage_holds_it() -> None:
+    windows = (OverrideWindow("pin", 60.0, 100.0, 7), OverrideWindow("outage", 150.0, 200.0))
+    result = _run(build_policy("cpu-hpa"), _trace([], 300.0, *windows))
+    assert set(result.timeline.desired) == {2}
+    assert Reason.PINNED.value not in _reasons(result, 0, 300)
+    # The HPA syncs every 15 s; its polls in the outage find no CPU and hold.
+    assert _reasons(result, 151, 200) == {Reason.METRICS_UNAVAILABLE.value}

@@ -98,6 +98,9 @@ class SimPolicy:
     marks_idle: bool = True
     """scaler marks idle pods before a scale-down (pod-deletion-cost); the HPA does not."""
     fallback: Fallback | None = None
+    manual_control: bool = True
+    """scaler honours the pause and pin annotations (``--pause``, ``--pin``); the HPA
+    knows none, and replays only an outage."""
 
     @property
     def initial_replicas(self) -> int:
@@ -199,7 +202,7 @@ def _build(
         spec = replace(CPU_HPA_SPEC, metrics=(metric,))
         pipeline = replace(CPU_HPA_PIPELINE, lag=cpu_hpa_lag)
         signals = (SignalSource("cpu", Signal.CPU),)
-        return SimPolicy("cpu-hpa", pipeline, spec, signals, marks_idle=False)
+        return SimPolicy("cpu-hpa", pipeline, spec, signals, marks_idle=False, manual_control=False)
     if name.startswith("static:"):
         count = name.removeprefix("static:")
         if not count.isdigit() or int(count) < 1:

@@ -22,7 +22,7 @@ from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.model import PENDING, READY, Cluster, ModelParams
 from scaler.simulate.policies import SimPolicy
 from scaler.simulate.sight import Sight
-from scaler.simulate.types import PolicyResult, PolicyTimeline, Summary, Trace
+from scaler.simulate.types import OverrideWindow, PolicyResult, PolicyTimeline, Summary, Trace
 
 # Index 0 of the timeline's reasons means "no decision yet" (or a static policy).
 NO_DECISION = 0
@@ -78,7 +78,7 @@ class _Run:
                 policy,
                 TargetSpec(policy.spec, policy.fallback),
                 self.sight,
-                trace.overrides,
+                _windows(policy, trace),
                 reuse_proposals=reuse_proposals,
                 record=record,
             )
@@ -225,6 +225,14 @@ class _Run:
         return PolicyResult(
             policy.name, policy.signal_name, summary, self.timeline, policy.routing, self.scale_ups
         )
+
+
+def _windows(policy: SimPolicy, trace: Trace) -> tuple[OverrideWindow, ...]:
+    """The trace's override windows this policy sees: all of them, or only the
+    outages for a policy that knows no pause or pin annotation (the HPA)."""
+    if policy.manual_control:
+        return trace.overrides
+    return tuple(w for w in trace.overrides if w.kind == "outage")
 
 
 def reaction_to(burst_at: float | None, scale_ups: list[float]) -> float | None:
