@@ -46,6 +46,78 @@ def test_policy_imports_only_the_standard_library_and_itself() -> None:
                 assert name.startswith("scaler.policy"), f"{module.name} imports {name}"
 
 
+SCALER = Path(scaler.policy.__file__).parent.parent
+
+# Which of our packages each may import: the layers, top to bottom. Anything not
+# listed is a new edge: decide it here, on purpose, or move the code. Leaves (errors,
+# logs, quantity) import nothing of ours but each other.
+ALLOWED: dict[str, set[str]] = {
+    "cli": {"controller", "simulate", "proxy", "router", "config", "policy", "errors", "logs"},
+    "controller": {"config", "kube", "sources", "policy", "errors", "logs"},
+    "simulate": {"config", "policy", "errors"},
+    "router": {"proxy", "kube", "serving", "config", "errors", "logs"},
+    "proxy": {"serving", "config", "errors", "logs"},
+    "serving": {"errors", "logs"},
+    "sources": {"policy", "errors"},
+    "kube": {"policy", "quantity", "errors"},
+    "config": {"policy", "quantity", "errors"},
+    "policy": set(),
+    "errors": set(),
+    "logs": set(),
+    "quantity": set(),
+}
+
+
+def _package(path: Path) -> str:
+    parts = path.relative_to(SCALER).with_suffix("").parts
+    return parts[0]
+
+
+def _edges() -> dict[tuple[str, str], str]:
+    """(importer, imported) package pairs, each with one module that makes it."""
+    edges = {}
+    for path in sorted(SCALER.rglob("*.py")):
+        if path.name == "__init__.py" and path.parent == SCALER:
+            continue
+        importer = _package(path)
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] != "scaler" or len(parts) < 2:
+                continue
+            if parts[1] != importer:
+                edges.setdefault((importer, parts[1]), str(path.relative_to(SCALER)))
+    return edges
+
+
+def test_packages_import_only_down_the_layers() -> None:
+    edges = _edges()
+    assert len(edges) >= 20  # the walk found the packages
+    unknown = {importer for importer, _ in edges} - set(ALLOWED)
+    assert not unknown, f"a new package: add it to ALLOWED: {sorted(unknown)}"
+    wrong = {
+        f"{module}: {importer} -> {imported}"
+        for (importer, imported), module in edges.items()
+        if imported not in ALLOWED[importer]
+    }
+    assert not wrong, sorted(wrong)
+
+
+def test_the_allowed_edges_have_no_cycle() -> None:
+    # A table with a cycle would let two packages import each other, one module at a time.
+    done: set[str] = set()
+
+    def visit(package: str, path: tuple[str, ...]) -> None:
+        assert package not in path, " -> ".join((*path, package))
+        if package in done:
+            return
+        for imported in ALLOWED[package]:
+            visit(imported, (*path, package))
+        done.add(package)
+
+    for package in ALLOWED:
+        visit(package, ())
+
+
 def _scaler_imports(package: str) -> dict[str, set[str]]:
     """Our modules each module of ``package`` imports, by module file name."""
     directory = Path(scaler.policy.__file__).parent.parent / package
