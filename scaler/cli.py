@@ -154,12 +154,20 @@ def _serve_until_signal(server: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main())
 
 
-_CLIENT_BOUNDS = ("max_body", "body_timeout", "header_timeout", "idle_timeout", "max_connections")
+_CLIENT_BOUNDS = (
+    "max_body",
+    "body_memory",
+    "body_timeout",
+    "header_timeout",
+    "idle_timeout",
+    "max_connections",
+)
 
 
 def _add_client_bounds(parser: argparse.ArgumentParser) -> None:
     """The proxy's and the router's bounds on clients (docs/proxy.md, Slow clients)."""
     parser.add_argument("--max-body", type=int, help="bytes an inference body may have (64 MiB)")
+    parser.add_argument("--body-memory", type=int, help="bytes of bodies held at once (96 MiB)")
     parser.add_argument("--body-timeout", type=float, help="seconds for an inference body (30)")
     parser.add_argument("--header-timeout", type=float, help="seconds for a first head (10)")
     parser.add_argument("--idle-timeout", type=float, help="seconds a connection may idle (75)")

@@ -71,6 +71,11 @@ def test_a_bad_host_is_one_line_and_exit_2(host: str, reason: str) -> None:
         pytest.param(["--idle-timeout", "0"], "idle_timeout: Input should be greater", id="0"),
         pytest.param(["--max-body", "10"], "max_body: Input should be greater", id="tiny"),
         pytest.param(["--max-connections", "-1"], "max_connections: Input should be", id="neg"),
+        pytest.param(
+            ["--max-body", "4096", "--body-memory", "2048"],
+            "body_memory (2048) is below max_body (4096)",
+            id="memory-below-body",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", [_proxy, _router], ids=["proxy", "router"])

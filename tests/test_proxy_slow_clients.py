@@ -109,3 +109,33 @@ async def test_a_body_over_one_mib_is_still_read_whole_and_forwarded_once() -> N
         raw = head("/api/generate", len(big)).replace(b"Host: x", b"Host: x\r\nConnection: close")
         assert await exchange(served.port, raw + big) == (200, ANSWER)
     assert [seen.size for seen in upstream.seen] == [len(big)]
+
+
+async def test_bodies_held_at_once_are_bounded_by_body_memory_and_a_refusal_is_busy() -> None:
+    bounds = {"max_body": 3000, "body_memory": 4096, "max_queue": 4}
+    async with (
+        CountingUpstream() as upstream,
+        proxy_in_loop(ProxySettings(upstream=upstream.url, **bounds)) as served,
+    ):
+        big = b'{"prompt": "' + b"x" * 2980 + b'"}'
+        slow_reader, slow = await asyncio.open_connection("127.0.0.1", served.port)
+        slow.write(head("/api/generate", len(big)) + big[:10])  # holds 3000 of 4096 bytes
+        await heads_parsed(served.server, 1)
+        second = head("/api/chat", 2000).replace(b"Host: x", b"Host: x\r\nConnection: close")
+        status, body = await exchange(served.port, second + b" " * 2000)
+        assert status == 503  # busy: a router sends it to another pod
+        assert "request bodies in memory would exceed 4096 bytes" in json.loads(body)["error"]
+        slow.write(big[10:])  # the first body completes and is served
+        assert (await asyncio.wait_for(slow_reader.readuntil(ANSWER), 5.0)).startswith(
+            b"HTTP/1.1 200"
+        )
+        slow.close()
+        await slow.wait_closed()
+        for _ in range(500):  # its request ends: its bytes are given back
+            if served.proxy.bodies.held == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert served.proxy.bodies.held == 0
+        chat = head("/api/chat", len(CHAT)).replace(b"Host: x", b"Host: x\r\nConnection: close")
+        assert await exchange(served.port, chat + CHAT) == (200, ANSWER)
+    assert [seen.size for seen in upstream.seen] == [len(big), len(CHAT)]

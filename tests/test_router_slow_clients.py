@@ -72,3 +72,17 @@ def test_extra_slashes_are_queued_as_inference_and_sent_to_the_writer_as_managem
             assert rig.sample("scaler_router_requests_total", path="/api/pull", code="200") == 2
         assert [r.path for r in writer.requests] == ["/api/pull", "/api/pull"]
         assert [r.path for r in rig.fakes[0].requests] == ["/api/chat"]
+
+
+def test_bodies_held_at_once_are_bounded_by_body_memory_and_a_refusal_is_503() -> None:
+    with router_rig(pods=1, router={"max_body": 3000, "body_memory": 4096}) as rig:
+        with socket.create_connection(("127.0.0.1", rig.server.port), timeout=5) as slow:
+            slow.sendall(_head("/api/chat", 3000) + b"{")  # holds 3000 of 4096 bytes
+            rig.wait_until(lambda: rig.router.bodies.held == 3000)
+            refused = httpx.post(rig.url + "/api/chat", content=b" " * 1990 + CHAT[:10])
+            assert refused.status_code == 503
+            assert refused.headers["Retry-After"] == "5"
+            assert "would exceed 4096 bytes" in refused.json()["error"]
+        rig.wait_until(lambda: rig.router.bodies.held == 0)  # the slow client left
+        assert httpx.post(rig.url + "/api/chat", content=CHAT).status_code == 200
+        assert rig.sample("scaler_router_rejected_total", reason="queue_full") == 1

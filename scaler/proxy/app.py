@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from scaler.proxy.admission import Admission, Draining, QueueFull
-from scaler.proxy.body import BodyRefused, json_error, read_body, refuse
+from scaler.proxy.body import BodiesFull, BodyBudget, BodyRefused, json_error, refuse
 from scaler.proxy.forward import (
     BUSY_HEADER,
     FRESH_SESSION,
@@ -56,6 +56,7 @@ class Proxy:
     def __init__(self, settings: ProxySettings, registry: CollectorRegistry) -> None:
         self.settings = settings
         self.admission = Admission(parallel=settings.parallel, max_queue=settings.max_queue)
+        self.bodies = BodyBudget(settings.body_memory)
         self.metrics: ProxyMetrics = build_metrics(registry, self.admission)
         self.draining = False
         self.residency = _residency(settings, self.admission, registry)
@@ -109,12 +110,20 @@ class Proxy:
     ) -> web.StreamResponse:
         if self.draining:
             return self._refuse(path, Draining("this Ollama pod is stopping"))
+        bounds = self.settings
         try:  # whole, before any slot: a trickling body must not hold one (body.py)
-            body = await read_body(
-                request, limit=self.settings.max_body, timeout=self.settings.body_timeout
-            )
+            async with self.bodies.read(
+                request, limit=bounds.max_body, timeout=bounds.body_timeout
+            ) as body:
+                return await self._admit(request, path, started, body)
         except BodyRefused as refused:
             return await refuse(request, refused)
+        except BodiesFull as full:
+            return self._refuse(path, full)
+
+    async def _admit(
+        self, request: web.Request, path: str, started: float, body: bytes
+    ) -> web.StreamResponse:
         if self.settings.num_thread is not None:
             body = pin_threads(path, body, self.settings.num_thread)
         series = self.metrics.path(path)
@@ -199,13 +208,15 @@ class Proxy:
         if isinstance(load, int) and load > 1_000_000:  # > 1 ms: a real load, not a warm hit
             self.metrics.model_load.labels(model).observe(load / 1e9)
 
-    def _refuse(self, path: str, refused: QueueFull | Draining) -> web.Response:
+    def _refuse(self, path: str, refused: QueueFull | Draining | BodiesFull) -> web.Response:
         """503 busy, with the kind a router reads to send the request elsewhere."""
         self.metrics.rejected.labels(path).inc()
         kind = "draining" if isinstance(refused, Draining) else "queue-full"
         response = json_error(503, f"server busy, please try again: {refused}")
         response.headers["Retry-After"] = str(self.settings.retry_after)
         response.headers[BUSY_HEADER] = kind
+        if isinstance(refused, BodiesFull):
+            response.force_close()  # its body was not read
         return response
 
     def _done(self, path: str, response: web.StreamResponse) -> web.StreamResponse:

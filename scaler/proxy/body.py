@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -27,26 +29,69 @@ class BodyRefused(ScalerError):
         self.status = status
 
 
-async def read_body(request: web.Request, *, limit: int, timeout: float) -> bytes:
+class BodiesFull(ScalerError):
+    """The bodies held in memory would exceed ``BodyBudget.total``: a 503, busy."""
+
+
+class BodyBudget:
+    """Bytes of inference bodies held in memory at once, all requests together.
+
+    Each body is bounded by ``max_body``, but bodies are read whole before the queue,
+    so without a total N clients each sending ``max_body`` would hold N times that (the
+    manifests give the proxy and the router 256 MiB). A body counts from its first byte
+    (its announced length, when there is one) to the end of its request.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+
+    @asynccontextmanager
+    async def read(
+        self, request: web.Request, *, limit: int, timeout: float
+    ) -> AsyncIterator[bytes]:
+        """The whole body (``read_body``), counted until the block ends. Raises
+        BodyRefused (413, 408) or BodiesFull."""
+        taken = 0
+
+        def take(size: int) -> None:
+            nonlocal taken
+            if self.held + size > self.total:
+                raise BodiesFull(f"request bodies in memory would exceed {self.total} bytes")
+            self.held += size
+            taken += size
+
+        try:
+            yield await read_body(request, limit=limit, timeout=timeout, take=take)
+        finally:
+            self.held -= taken
+
+
+async def read_body(
+    request: web.Request, *, limit: int, timeout: float, take: Callable[[int], None]
+) -> bytes:
     """The whole body, at most ``limit`` bytes, all of it within ``timeout`` seconds of
-    the request's head. Raises BodyRefused (413 or 408)."""
+    the request's head; ``take`` is told each size before it is held (and may raise).
+    Raises BodyRefused (413 or 408)."""
     length = request.content_length
     if length is not None and length > limit:
         raise BodyRefused(413, _too_large(limit))
     try:
         async with asyncio.timeout(timeout):
-            return await _bounded(request, limit)
+            return await _bounded(request, limit, take)
     except TimeoutError as error:
         raise BodyRefused(408, f"request body not received within {timeout:g} s") from error
 
 
-async def _bounded(request: web.Request, limit: int) -> bytes:
+async def _bounded(request: web.Request, limit: int, take: Callable[[int], None]) -> bytes:
     if not request.can_read_body:
         return b""
     if request.content_length is not None:  # at most the limit: checked, and framed so
+        take(request.content_length)
         return await request.read()
     content, body = request.content, bytearray()
     while chunk := await content.readany():  # b"" at the end
+        take(len(chunk))
         body += chunk
         if len(body) > limit:  # chunked, or longer than announced
             raise BodyRefused(413, _too_large(limit))

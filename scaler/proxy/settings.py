@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scaler.errors import ConfigError, quote
@@ -22,6 +22,12 @@ class ClientBounds(BaseSettings):
         le=1 << 30,
         description="bytes an inference request's body may have (read whole before a slot)",
     )
+    body_memory: int = Field(
+        default=96 << 20,
+        ge=1024,
+        le=1 << 34,
+        description="bytes of inference bodies held at once, all requests together",
+    )
     body_timeout: float = Field(
         default=30.0, gt=0, le=3600, description="seconds an inference body may take to arrive"
     )
@@ -37,6 +43,15 @@ class ClientBounds(BaseSettings):
     max_connections: int = Field(
         default=0, ge=0, le=1_000_000, description="client connections; 0: from the fd limit"
     )
+
+    @model_validator(mode="after")
+    def _one_body_fits(self) -> Self:
+        if self.body_memory < self.max_body:
+            raise ValueError(
+                f"body_memory ({self.body_memory}) is below max_body ({self.max_body}): "
+                "a body of max_body bytes could never be held"
+            )
+        return self
 
     def connection_limits(self) -> ConnectionLimits:
         return ConnectionLimits(self.header_timeout, self.idle_timeout, self.max_connections)

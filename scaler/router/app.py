@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from scaler.proxy.body import BodyRefused, json_error, read_body, refuse
+from scaler.proxy.body import BodiesFull, BodyBudget, BodyRefused, json_error, refuse
 from scaler.proxy.forward import (
     BUSY_HEADER,
     FRESH_SESSION,
@@ -71,6 +71,7 @@ class Router:
         self.settings = settings
         self.dispatcher = dispatcher
         self.metrics: RouterMetrics = build_metrics(registry, dispatcher)
+        self.bodies = BodyBudget(settings.body_memory)
         self._ready = ready
 
     async def inference(self, request: web.Request) -> web.StreamResponse:
@@ -85,16 +86,23 @@ class Router:
 
     async def _queue_and_relay(self, request: web.Request, path: str) -> web.StreamResponse:
         arrived = time.perf_counter()
+        bounds = self.settings
         try:
-            body = await _json_body(request, self.settings)
-            pod, upstream, bound = await self._bind(request, body)
+            async with self.bodies.read(
+                request, limit=bounds.max_body, timeout=bounds.body_timeout
+            ) as body:  # read before queueing: sent again on a refusal, never trickling
+                _json_object(body)
+                pod, upstream, bound = await self._bind(request, body)
+                return await self._relay(request, path, (pod, upstream), arrived, bound)
         except BodyRefused as refused:
-            refusal = await refuse(request, refused)
-            return self._reject(path, "bad_request", refusal)
+            return self._reject(path, "bad_request", await refuse(request, refused))
         except BadRequest as bad:
             return self._reject(path, "bad_request", json_error(bad.status, str(bad)))
-        except QueueFull as full:
-            return self._reject(path, "queue_full", self._busy(str(full)))
+        except (QueueFull, BodiesFull) as full:
+            response = self._busy(str(full))
+            if isinstance(full, BodiesFull):
+                response.force_close()  # its body was not read
+            return self._reject(path, "queue_full", response)
         except NoReadyPod as none:
             return self._reject(path, "no_ready_pod", self._busy(str(none)))
         except Draining as draining:
@@ -102,6 +110,16 @@ class Router:
         except UpstreamUnavailable as error:
             log.warning("%s", error)
             return self._done(path, json_error(502, str(error)))
+
+    async def _relay(
+        self,
+        request: web.Request,
+        path: str,
+        bound_to: tuple[Pod, aiohttp.ClientResponse],
+        arrived: float,
+        bound: float,
+    ) -> web.StreamResponse:
+        pod, upstream = bound_to
         self.metrics.queue_wait.labels(path).observe(bound - arrived)
         try:
             response, outcome = await relay(request, upstream, arrived)
@@ -239,18 +257,14 @@ class Router:
         return web.json_response({"status": "ready", "pods": counts})
 
 
-async def _json_body(request: web.Request, bounds: RouterSettings) -> bytes:
-    """The whole body, read before queueing (within ``max_body`` and ``body_timeout``,
-    see proxy/body.py): a request that goes back to the queue is sent again, and a
-    malformed or trickling one never takes a slot."""
-    body = await read_body(request, limit=bounds.max_body, timeout=bounds.body_timeout)
+def _json_object(body: bytes) -> None:
+    """Refuse a body that is not a JSON object before it takes a slot."""
     try:
         parsed = json.loads(body)
     except ValueError as error:
         raise BadRequest(400, f"request body is not valid JSON: {error}") from error
     if not isinstance(parsed, dict):
         raise BadRequest(400, f"request body must be a JSON object, not {type(parsed).__name__}")
-    return body
 
 
 ROUTER = web.AppKey("router", Router)
