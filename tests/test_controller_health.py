@@ -17,6 +17,7 @@ from scaler.cli import main
 from scaler.config import parse_config
 from scaler.controller.app import Service, serving
 from scaler.controller.loop import FAILING_POLLS, Controller
+from scaler.controller.reading import readers_for
 from scaler.errors import ConfigError, UsageError
 from scaler.kube.client import KubeconfigError, load_configuration
 from tests.fake_kube import FakeKube
@@ -68,7 +69,7 @@ async def test_a_target_whose_poll_raises_every_time_makes_the_controller_unread
     broken = _Broken(
         rig.config.targets[0],
         config=rig.config,
-        source=rig.source,
+        readers=readers_for(rig.config.targets[0], source=rig.source, metrics=rig.metrics),
         actuator=rig.actuator,
         metrics=rig.metrics,
         is_leader=lambda: True,
