@@ -31,7 +31,7 @@ COMPILED = [
     "scaler/simulate/decider.py",
     "scaler/simulate/model.py",
     "scaler/simulate/runner.py",
-    "scaler/simulate/sight.py",
+    "scaler/simulate/pipeline.py",
 ]
 
 

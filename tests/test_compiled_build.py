@@ -22,7 +22,7 @@ COMPILED = (
     "scaler.policy.engine",
     "scaler.policy.stabilization",
     "scaler.simulate.runner",
-    "scaler.simulate.sight",
+    "scaler.simulate.pipeline",
 )
 SIMULATE = ["-m", "scaler.cli", "simulate", "--json", "--scenario", "spikes", "--seed", "4"]
 

@@ -19,7 +19,6 @@ from scaler.simulate.policies import (
 )
 from scaler.simulate.runner import REASONS, run_policy, service_times
 from scaler.simulate.side_by_side import Simulation, simulate
-from scaler.simulate.sight import Sight
 from scaler.simulate.types import PolicyResult, Trace
 
 # 0 prompt tokens and 900 completion tokens at 15 tokens/s: 60 s per request.
@@ -152,4 +151,4 @@ def test_a_direct_read_sees_draining_pods_through_the_routers_only(
         cluster.arrive(request, 0.0, [60.0] * 4)
     cluster.replicas[1].ready_at = 1.0
     cluster.scale_to(1, now=1.0)  # its one request drains
-    assert Sight(policy, PARAMS, cluster).key(policy.signals[0], 2.0) == seen
+    assert policy.view(PARAMS, cluster).key(policy.signals[0], 2.0) == seen

@@ -27,8 +27,8 @@ from scaler.policy import (
     step,
 )
 from scaler.simulate.overrides import NO_ANNOTATIONS, windows_at
+from scaler.simulate.pipeline import Key, PolicyView
 from scaler.simulate.policies import SimPolicy
-from scaler.simulate.sight import Key, Sight
 from scaler.simulate.types import OverrideWindow
 
 # What a poll in an outage window reads: nothing, as when Prometheus is unreachable.
@@ -71,7 +71,7 @@ class Decider:
         self,
         policy: SimPolicy,
         target: TargetSpec,
-        sight: Sight,
+        view: PolicyView,
         windows: Sequence[OverrideWindow],
         *,
         reuse_proposals: bool,
@@ -79,7 +79,7 @@ class Decider:
     ) -> None:
         self.policy = policy
         self.target = target
-        self.sight = sight
+        self.view = view
         self.windows = windows
         self.reuse_proposals = reuse_proposals
         self.record = record
@@ -125,7 +125,7 @@ class Decider:
         """Each metric's reading at ``now``; a metric with nothing to read yet has none."""
         readings = {}
         for source in self.policy.signals:
-            reading = self.sight.reading(source, self.sight.key(source, now), now)
+            reading = self.view.reading(source, self.view.key(source, now), now)
             if reading is not None:
                 readings[source.metric] = reading
         return readings
@@ -141,7 +141,7 @@ class Decider:
         proposals = []
         unread = True
         for metric, source, memo in self._sources:
-            key = self.sight.key(source, now)
+            key = self.view.key(source, now)
             if key is not None:
                 unread = False
             if memo.state != state:
@@ -153,7 +153,7 @@ class Decider:
                 continue
             if ctx is None:
                 ctx = context(spec, observation, now)
-            reading = self.sight.reading(source, key, now)
+            reading = self.view.reading(source, key, now)
             proposal = propose_metric(metric, reading, ctx)
             if len(memo.proposals) >= _MEMO_SIZE:
                 memo.proposals.clear()

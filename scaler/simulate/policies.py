@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from pathlib import Path
 
 from scaler.config import MetricConfig, ScalerConfig, TargetConfig, load
@@ -25,7 +24,8 @@ from scaler.policy import (
     SourceType,
     TargetType,
 )
-from scaler.simulate.model import ROUTINGS, Routing
+from scaler.simulate.model import ROUTINGS, Cluster, ModelParams, Routing
+from scaler.simulate.pipeline import Pipeline, PolicyView, Signal, SignalSource
 from scaler.simulate.types import SimulationError
 
 BUILT_IN = ("queue", "cpu-hpa", "static:N")
@@ -37,49 +37,6 @@ IN_FLIGHT_SERIES = "ollama_proxy_requests_in_flight"
 ROUTER_QUEUE_SERIES = "scaler_router_queue_depth"
 ROUTER_IN_FLIGHT_SERIES = "scaler_router_requests_in_flight"
 CPU_SERIES = "container_cpu_usage_seconds_total"
-
-
-class Signal(StrEnum):
-    """What a metric measures in the model."""
-
-    CPU = "cpu"  # per-pod CPU cores, a rate over the pipeline's window
-    QUEUED = "queued"  # requests waiting in the proxies' queues
-    IN_FLIGHT = "in_flight"  # requests being served
-    IN_SYSTEM = "in_system"  # both
-
-
-@dataclass(frozen=True, slots=True)
-class SignalSource:
-    """How one metric of a policy reads the model.
-
-    ``live``: read at each decision, as the controller's ``direct`` fast path reads
-    every ready pod's proxy (or every router) at each poll; otherwise the last scrape
-    is read. ``draining``: a live read counts the requests draining pods still hold,
-    as the routers' gauges do; the ready pods' proxies leave them out.
-    """
-
-    metric: str
-    signal: Signal
-    live: bool = False
-    draining: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Pipeline:
-    """The delays between the model and a decision. Seconds.
-
-    ``scrape_interval``: how often request counts are sampled (the proxies' scrape).
-    ``cpu_scrape_interval``: how often CPU counters are sampled (cAdvisor's scrape).
-    ``cpu_window``: the rate() window CPU usage is averaged over.
-    ``poll_interval``: how often the policy decides (poll or HPA sync).
-    ``lag``: extra delay before a sample becomes visible (a slow monitoring path).
-    """
-
-    scrape_interval: float
-    cpu_scrape_interval: float
-    cpu_window: float
-    poll_interval: float
-    lag: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +58,11 @@ class SimPolicy:
     manual_control: bool = True
     """scaler honours the pause and pin annotations (``--pause``, ``--pin``); the HPA
     knows none, and replays only an outage."""
+
+    def view(self, params: ModelParams, cluster: Cluster) -> PolicyView:
+        """What this policy sees of ``cluster``, through its pipeline."""
+        metrics = self.spec.metrics if self.spec is not None else ()
+        return PolicyView(self.pipeline, self.signals, metrics, params, cluster)
 
     @property
     def initial_replicas(self) -> int:

@@ -21,7 +21,6 @@ from scaler.simulate.decider import Decider, Poll
 from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.model import PENDING, READY, Cluster, ModelParams
 from scaler.simulate.policies import SimPolicy
-from scaler.simulate.sight import Sight
 from scaler.simulate.types import OverrideWindow, PolicyResult, PolicyTimeline, Summary, Trace
 
 # Index 0 of the timeline's reasons means "no decision yet" (or a static policy).
@@ -71,13 +70,13 @@ class _Run:
             marks_idle=policy.marks_idle,
         )
         self.desired = policy.initial_replicas
-        self.sight = Sight(policy, params, self.cluster)
+        self.view = policy.view(params, self.cluster)
         self.decider = None
         if policy.spec is not None:
             self.decider = Decider(
                 policy,
                 TargetSpec(policy.spec, policy.fallback),
-                self.sight,
+                self.view,
                 _windows(policy, trace),
                 reuse_proposals=reuse_proposals,
                 record=record,
@@ -163,8 +162,8 @@ class _Run:
         ticks = [1, 0, 0, 0]  # sample, count scrape, cpu scrape, poll
         at = [
             1.0,
-            0.0 if self.sight.needs_counts else math.inf,
-            0.0 if self.sight.needs_cpu else math.inf,
+            0.0 if self.view.needs_counts else math.inf,
+            0.0 if self.view.needs_cpu else math.inf,
             0.0,
         ]
         next_arrival = arrivals[0] if count else math.inf
@@ -196,10 +195,10 @@ class _Run:
                     progress(timer)
             elif kind == 1:
                 at[1] = ticks[1] * scrape
-                self.sight.scrape_counts(timer)
+                self.view.scrape_counts(timer)
             elif kind == 2:
                 at[2] = ticks[2] * cpu_scrape
-                self.sight.scrape_cpu(timer)
+                self.view.scrape_cpu(timer)
             else:
                 at[3] = ticks[3] * poll
                 self.poll(timer)

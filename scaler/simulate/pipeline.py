@@ -1,6 +1,7 @@
-"""What a policy sees of the model: its scrapes, CPU rates and each metric's reading.
+"""The pipeline a policy sees the model through: its scrapes, CPU rates and each
+metric's reading.
 
-A policy reads the model through its pipeline (``policies.Pipeline``): request counts
+A policy reads the model through its ``Pipeline``: request counts
 scraped every ``scrape_interval`` or read live at the poll (a ``direct`` metric),
 cumulative CPU seconds scraped every ``cpu_scrape_interval`` and turned into rates
 over ``cpu_window``, all seen ``lag`` seconds late.
@@ -14,14 +15,57 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 
-from scaler.policy import MetricReading, PodSample, PodValues, SourceType, TotalValue
+from scaler.policy import MetricReading, MetricSpec, PodSample, PodValues, SourceType, TotalValue
 from scaler.simulate.model import PENDING, Cluster, ModelParams
-from scaler.simulate.policies import Signal, SignalSource, SimPolicy
 
 Key = float | None
 """What a metric's reading was made from: its value, or when its sample was taken;
 ``None`` when there is nothing to read yet."""
+
+
+class Signal(StrEnum):
+    """What a metric measures in the model."""
+
+    CPU = "cpu"  # per-pod CPU cores, a rate over the pipeline's window
+    QUEUED = "queued"  # requests waiting in the proxies' queues
+    IN_FLIGHT = "in_flight"  # requests being served
+    IN_SYSTEM = "in_system"  # both
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSource:
+    """How one metric of a policy reads the model.
+
+    ``live``: read at each decision, as the controller's ``direct`` fast path reads
+    every ready pod's proxy (or every router) at each poll; otherwise the last scrape
+    is read. ``draining``: a live read counts the requests draining pods still hold,
+    as the routers' gauges do; the ready pods' proxies leave them out.
+    """
+
+    metric: str
+    signal: Signal
+    live: bool = False
+    draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The delays between the model and a decision. Seconds.
+
+    ``scrape_interval``: how often request counts are sampled (the proxies' scrape).
+    ``cpu_scrape_interval``: how often CPU counters are sampled (cAdvisor's scrape).
+    ``cpu_window``: the rate() window CPU usage is averaged over.
+    ``poll_interval``: how often the policy decides (poll or HPA sync).
+    ``lag``: extra delay before a sample becomes visible (a slow monitoring path).
+    """
+
+    scrape_interval: float
+    cpu_scrape_interval: float
+    cpu_window: float
+    poll_interval: float
+    lag: float = 0.0
 
 
 @dataclass(slots=True)
@@ -48,13 +92,20 @@ def _count(signal: Signal, queued: int, in_flight: int) -> int:
     return in_flight
 
 
-class Sight:
+class PolicyView:
     """One policy's view of one cluster."""
 
-    def __init__(self, policy: SimPolicy, params: ModelParams, cluster: Cluster) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        signals: tuple[SignalSource, ...],
+        metrics: tuple[MetricSpec, ...],
+        params: ModelParams,
+        cluster: Cluster,
+    ) -> None:
         self.params = params
         self.cluster = cluster
-        pipeline = self.pipeline = policy.pipeline
+        self.pipeline = pipeline
         # Keep just the samples the lag and the rate window can still reach.
         self.counts: deque[_CountSample] = deque(
             maxlen=int(pipeline.lag / pipeline.scrape_interval) + 3
@@ -62,11 +113,9 @@ class Sight:
         self.cpu: deque[_CpuSample] = deque(
             maxlen=int((pipeline.lag + pipeline.cpu_window) / pipeline.cpu_scrape_interval) + 3
         )
-        self.needs_cpu = any(s.signal is Signal.CPU for s in policy.signals)
-        self.needs_counts = any(s.signal is not Signal.CPU and not s.live for s in policy.signals)
-        self.needs_per_pod = policy.spec is not None and any(
-            m.source is SourceType.PODS for m in policy.spec.metrics
-        )
+        self.needs_cpu = any(s.signal is Signal.CPU for s in signals)
+        self.needs_counts = any(s.signal is not Signal.CPU and not s.live for s in signals)
+        self.needs_per_pod = any(m.source is SourceType.PODS for m in metrics)
         self._rates: PodValues | None = None
         self._rates_last: _CpuSample | None = None
 
