@@ -129,6 +129,7 @@ def _router(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         retry_after=args.retry_after,
         no_pod_wait=args.no_pod_wait,
+        drain_timeout=args.drain_timeout,
         **_client_bounds(args),
     )
     logs.configure(args.log_level)
@@ -199,6 +200,12 @@ def _add_router(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     router.add_argument("--retry-after", type=int, help="seconds sent with a 503 (5)")
     router.add_argument(
         "--no-pod-wait", type=float, help="seconds a request waits while no pod is ready (10)"
+    )
+    router.add_argument(
+        "--drain-timeout",
+        type=float,
+        help="seconds a stopping router keeps serving its queue before refusing the rest "
+        "503 (240; below terminationGracePeriodSeconds)",
     )
     _add_client_bounds(router)
     router.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))

@@ -225,7 +225,9 @@ async def test_a_reused_pod_name_with_a_new_address_is_a_new_pod() -> None:
     assert d.in_flight == 0 and d.pods["a"].active == 0
 
 
-async def test_a_closed_dispatcher_refuses_waiters_at_once_but_serves_a_free_slot() -> None:
+async def test_a_closed_dispatcher_serves_its_waiters_and_refuses_new_ones_that_would_wait() -> (
+    None
+):
     timeline = Timeline()
     dispatcher = make(timeline)
     dispatcher.update(pods(a=READY, b=READY))
@@ -235,9 +237,29 @@ async def test_a_closed_dispatcher_refuses_waiters_at_once_but_serves_a_free_slo
     assert dispatcher.queued == 1
     dispatcher.close("this router is stopping")  # t=0: SIGTERM
     with pytest.raises(Draining, match="this router is stopping"):
-        await waiting  # refused now, not after the streams end
+        await dispatcher.acquire()  # new, no slot free: refused at once, not queued
+    back = asyncio.create_task(dispatcher.acquire(again=True))  # admitted: it may wait
+    await asyncio.sleep(0)
+    assert dispatcher.queued == 2 and not waiting.done()
+    dispatcher.release(held[0])  # a stream ends: the request that came back goes first
+    assert (await back).key == held[0].key
+    dispatcher.release(held[1])  # the queued request keeps its place and is served
+    assert (await waiting).key == held[1].key
+
+
+async def test_the_drain_deadline_refuses_what_still_waits() -> None:
+    timeline = Timeline()
+    dispatcher = make(timeline)
+    dispatcher.update(pods(a=READY))
+    held = await dispatcher.acquire()
+    waiting = asyncio.create_task(dispatcher.acquire())
+    await asyncio.sleep(0)
+    dispatcher.close("this router is stopping")
+    dispatcher.refuse_waiting("its queue did not drain in time")  # the deadline
+    with pytest.raises(Draining, match="did not drain in time"):
+        await waiting
     assert dispatcher.queued == 0
     with pytest.raises(Draining):
-        await dispatcher.acquire()  # no slot free: refused at once
-    dispatcher.release(held[0])  # a stream ends: its slot is free
-    assert (await dispatcher.acquire()).key == held[0].key  # served, not refused
+        await dispatcher.acquire(again=True)  # nothing may wait any more
+    dispatcher.release(held)
+    assert (await dispatcher.acquire()).key == held.key  # a free slot still serves

@@ -73,6 +73,7 @@ class Router:
         self.metrics: RouterMetrics = build_metrics(registry, dispatcher)
         self.bodies = BodyBudget(settings.body_memory)
         self._ready = ready
+        self._refuse_later: asyncio.TimerHandle | None = None
 
     async def inference(self, request: web.Request) -> web.StreamResponse:
         """Queue until a pod has a free slot, then stream the answer through it; a
@@ -134,17 +135,26 @@ class Router:
         return self._done(path, response)
 
     async def drain(self) -> None:
-        """The router is stopping: requests waiting in the queue get 503 with
-        Retry-After now, so their clients may retry at once (the Service sends the
-        retry to the other router); those bound to a pod stream to their end while
-        the runner shuts down."""
-        queued = self.dispatcher.queued
+        """The router is stopping: a new request that would have to queue gets 503 with
+        Retry-After now (the client's retry reaches the other router); the requests
+        already queued keep their places and are served as slots free up, for at most
+        ``drain_timeout`` seconds; then those still waiting get the same 503, before
+        the kill could reset their connections. Bound requests stream to their end."""
         self.dispatcher.close("this router is stopping")
+        self._refuse_later = asyncio.get_running_loop().call_later(
+            self.settings.drain_timeout,
+            self.dispatcher.refuse_waiting,
+            "this router is stopping and its queue did not drain in time",
+        )
         log.info(
-            "draining: refused %d queued request(s), %d streaming",
-            queued,
+            "draining: %d queued request(s), %d streaming",
+            self.dispatcher.queued,
             self.dispatcher.in_flight,
         )
+
+    def stop_draining(self) -> None:
+        if self._refuse_later is not None:
+            self._refuse_later.cancel()
 
     async def _bind(
         self, request: web.Request, body: bytes
@@ -300,8 +310,12 @@ def build_app(
         async with upstream_sessions(app):
             yield
 
+    async def stop_draining(app: web.Application) -> None:
+        router.stop_draining()
+
     app.cleanup_ctx.append(sessions)
     app.cleanup_ctx.append(pods)
+    app.on_cleanup.append(stop_draining)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", router.healthz)
     app.router.add_get("/readyz", router.readyz)

@@ -86,7 +86,8 @@ class Dispatcher:
         self._wakeup_at: float | None = None
         self._give_up_armed_for: float | None = None  # the _no_ready_since it is armed for
         self._retired: list[Pod] = []  # replaced under a reused name, still holding requests
-        self._closed: str | None = None  # why nothing may wait any more (close())
+        self._closed: str | None = None  # why no new request may wait (close())
+        self._refusing = False  # nothing may wait any more, admitted or not (refuse_waiting())
 
     # -- what the metrics read --------------------------------------------------------
 
@@ -168,14 +169,15 @@ class Dispatcher:
         could not be reached): it goes to the head of the queue and is not counted
         against ``max_queue``. Raises QueueFull or NoReadyPod at once, NoReadyPod also
         after ``no_pod_wait`` seconds without any ready pod; Draining once ``close``d
-        (at once if no slot is free, or while waiting).
+        if no slot is free (a request back ``again`` still queues: it was admitted),
+        and once ``refuse_waiting`` for everything, waiting or not.
         """
         if not self._queue:
             pod = self._free_pod(self._clock())
             if pod is not None:
                 pod.active += 1
                 return pod
-        if self._closed is not None:
+        if self._closed is not None and (not again or self._refusing):
             raise Draining(self._closed)
         since = self._no_ready_since
         if since is not None and self._clock() - since >= self.no_pod_wait:
@@ -198,10 +200,17 @@ class Dispatcher:
             raise
 
     def close(self, reason: str) -> None:
-        """The router is stopping: every waiting request, and every later one that
-        finds no free slot at once, gets Draining now (503 + Retry-After: the client
-        goes elsewhere) instead of waiting for a slot the drain may never give it."""
+        """The router is stopping: a new request that finds no free slot at once gets
+        Draining now (503 + Retry-After: the client goes to the other router) instead
+        of joining a queue the drain may never empty. Requests already waiting keep
+        their places: they are served as slots free up, until ``refuse_waiting``."""
         self._closed = reason
+
+    def refuse_waiting(self, reason: str) -> None:
+        """The drain's time is up: every request still waiting gets Draining now (503 +
+        Retry-After), rather than a reset connection when the process is killed."""
+        self._closed = reason
+        self._refusing = True
         while self._queue:
             waiter = self._queue.popleft()
             if not waiter.done():

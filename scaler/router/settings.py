@@ -46,6 +46,14 @@ class RouterSettings(ClientBounds):
     no_pod_wait: float = Field(
         default=10.0, ge=0, le=3600, description="seconds a request waits while no pod is ready"
     )
+    drain_timeout: float = Field(
+        default=240.0,
+        ge=0,
+        le=3600,
+        description="seconds a stopping router keeps serving the requests it has queued; "
+        "then the rest get 503 + Retry-After (below the pod's terminationGracePeriodSeconds, "
+        "so no queued client sees its connection reset by the kill)",
+    )
     connect_timeout: float = Field(default=5.0, gt=0, le=300, description="seconds to a pod")
 
     @model_validator(mode="after")
