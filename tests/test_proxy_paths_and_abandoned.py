@@ -15,11 +15,11 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from scaler.proxy.metrics import normal_path
+from scaler.proxy.routes import normal_path
 from scaler.proxy.settings import ProxySettings
-from tests.counting_upstream import ANSWER, CountingUpstream
-from tests.fake_ollama import running_fake_ollama
-from tests.proxy_in_loop import proxy_in_loop, until
+from tests.support.counting_upstream import ANSWER, CountingUpstream
+from tests.support.fake_ollama import running_fake_ollama
+from tests.support.proxy_in_loop import proxy_in_loop, until
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

@@ -27,16 +27,9 @@ from scaler.proxy.forward import (
     normalised,
     upstream_sessions,
 )
-from scaler.proxy.metrics import (
-    CLIENT_CLOSED,
-    INFERENCE_PATHS,
-    PathSeries,
-    ProxyMetrics,
-    build_metrics,
-    is_management,
-    normal_path,
-)
+from scaler.proxy.metrics import CLIENT_CLOSED, PathSeries, ProxyMetrics, build_metrics
 from scaler.proxy.residency import Residency, ResidencyError, ResidencyTiming
+from scaler.proxy.routes import INFERENCE_PATHS, is_management, normal_path
 from scaler.proxy.settings import ProxySettings
 from scaler.proxy.threads import pin_threads
 from scaler.serving import serve_until_cancelled

@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from scaler.proxy.metrics import normal_path
+from scaler.proxy.routes import normal_path
 
 # RFC 9110 §7.6.1 connection-specific headers, plus the ones aiohttp sets itself.
 HOP_BY_HOP = frozenset(

@@ -7,60 +7,20 @@ prompts, no pod names: Prometheus adds the pod's labels at scrape time.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from scaler.proxy.admission import Admission
-
-INFERENCE_PATHS = frozenset(
-    {
-        "/api/generate",
-        "/api/chat",
-        "/api/embed",
-        "/api/embeddings",
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/responses",
-    }
-)
-MANAGEMENT_PATHS = frozenset({"/api/pull", "/api/create", "/api/copy", "/api/delete", "/api/push"})
-OTHER_KNOWN_PATHS = frozenset(
-    {"/", "/api/tags", "/api/ps", "/api/show", "/api/version", "/v1/models"}
-)
-LABELLED_PATHS = INFERENCE_PATHS | MANAGEMENT_PATHS | OTHER_KNOWN_PATHS
-# A GGUF upload from Open WebUI posts the file to /api/blobs/DIGEST, then /api/create
-# names that blob: both must reach the writer, the only Ollama that writes the models.
-BLOBS_PREFIX = "/api/blobs/"
-
+from scaler.proxy.routes import INFERENCE_PATHS, path_label
 
 CLIENT_CLOSED = 499
 """The ``code`` of a request whose client left before its answer was complete (while
 its body arrived, in the queue, or streaming): nginx's "client closed request"."""
 
 
-def normal_path(path: str) -> str:
-    """``path`` with repeated slashes collapsed and no trailing slash: ``/api//pull``
-    and ``/api/pull/`` are ``/api/pull`` (Ollama's router redirects or refuses the
-    others, so the proxy and the router classify and forward the normal form)."""
-    if "//" not in path and not (path.endswith("/") and len(path) > 1):
-        return path  # nearly every request: no regex
-    return re.sub("/{2,}", "/", path).rstrip("/") or "/"
-
-
-def is_management(path: str) -> bool:
-    """A write to the models volume: it goes to the writer, not to the pod's Ollama."""
-    return path in MANAGEMENT_PATHS or path.startswith(BLOBS_PREFIX)
-
-
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _LONG = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
-
-
-def path_label(path: str) -> str:
-    return path if path in LABELLED_PATHS else "other"
 
 
 @dataclass(frozen=True, slots=True)

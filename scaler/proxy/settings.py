@@ -7,7 +7,8 @@ from typing import Any, Self
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scaler.errors import ConfigError, quote
+from scaler.config.problems import describe
+from scaler.errors import ConfigError
 from scaler.serving.connections import ConnectionLimits
 
 
@@ -110,16 +111,6 @@ def load_proxy_settings(**flags: Any) -> ProxySettings:
     try:
         return ProxySettings(**given)
     except ValidationError as error:
-        raise ConfigError(flag_problems(error), source="scaler proxy") from error
-
-
-def flag_problems(error: ValidationError) -> list[str]:
-    """One line per problem, naming the setting and the value given."""
-    problems = []
-    for item in error.errors(include_url=False):
-        key = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "value_error":  # a rule across settings: the message names them
-            problems.append(f"{key or 'settings'}: {item['msg'].removeprefix('Value error, ')}")
-        else:
-            problems.append(f"{key}: {item['msg']} (got {quote(item.get('input'))})")
-    return problems
+        raise ConfigError(
+            describe(error, ProxySettings.model_fields), source="scaler proxy"
+        ) from error

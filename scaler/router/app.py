@@ -32,13 +32,8 @@ from scaler.proxy.forward import (
     relay,
     upstream_sessions,
 )
-from scaler.proxy.metrics import (
-    CLIENT_CLOSED,
-    INFERENCE_PATHS,
-    is_management,
-    normal_path,
-    path_label,
-)
+from scaler.proxy.metrics import CLIENT_CLOSED
+from scaler.proxy.routes import INFERENCE_PATHS, is_management, normal_path, path_label
 from scaler.router.dispatch import Dispatcher, Draining, NoReadyPod, Pod, QueueFull
 from scaler.router.metrics import RouterMetrics, build_metrics
 from scaler.router.settings import RouterSettings

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scaler.proxy.metrics import INFERENCE_PATHS
+from scaler.proxy.routes import INFERENCE_PATHS
 from scaler.router.dispatch import Dispatcher
 
 REJECT_REASONS = ("queue_full", "no_ready_pod", "bad_request", "draining")

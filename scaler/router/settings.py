@@ -8,8 +8,9 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from scaler.config.problems import describe
 from scaler.errors import ConfigError
-from scaler.proxy.settings import ClientBounds, flag_problems
+from scaler.proxy.settings import ClientBounds
 
 _URL = r"^https?://[^\s/]+/?$"
 
@@ -79,4 +80,6 @@ def load_router_settings(**flags: Any) -> RouterSettings:
     try:
         return RouterSettings(**given)
     except ValidationError as error:
-        raise ConfigError(flag_problems(error), source="scaler router") from error
+        raise ConfigError(
+            describe(error, RouterSettings.model_fields), source="scaler router"
+        ) from error

@@ -25,12 +25,12 @@ from scaler.config import parse_config
 from scaler.controller.app import Service, serving
 from scaler.proxy.app import build_app
 from scaler.proxy.settings import ProxySettings
-from tests.exporter import Exporter, running_exporter
-from tests.fake_kube import FakeKube
-from tests.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.prometheus_server import PrometheusServer, prometheus_server, scrape_job, wait_for
-from tests.router_process import running_router
-from tests.threaded_server import serve_in_thread
+from tests.support.exporter import Exporter, running_exporter
+from tests.support.fake_kube import FakeKube
+from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
+from tests.support.prometheus_server import PrometheusServer, prometheus_server, scrape_job, wait_for
+from tests.support.router_process import running_router
+from tests.support.threaded_server import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "scaler" / "default_config.yaml"
