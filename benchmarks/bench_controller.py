@@ -36,10 +36,10 @@ import yaml
 
 from scaler.config import parse_config
 from scaler.controller.app import serving
-from tests.exporter import Exporter, running_exporter
-from tests.fake_kube import FakeKube
-from tests.prometheus_server import prometheus_server, scrape_job, wait_for
-from tests.proxy_stand_ins import stand_ins
+from tests.support.exporter import Exporter, running_exporter
+from tests.support.fake_kube import FakeKube
+from tests.support.prometheus_server import prometheus_server, scrape_job, wait_for
+from tests.support.proxy_stand_ins import stand_ins
 
 SERIES = ["ollama_proxy_queue_depth", "ollama_proxy_requests_in_flight"]
 

@@ -31,8 +31,8 @@ from pathlib import Path
 import aiohttp
 
 from scaler.sources.prometheus import PrometheusSource
-from tests.exporter import running_exporter
-from tests.prometheus_server import prometheus_server, scrape_job, wait_for
+from tests.support.exporter import running_exporter
+from tests.support.prometheus_server import prometheus_server, scrape_job, wait_for
 
 TARGETS = 100
 PODS = 3

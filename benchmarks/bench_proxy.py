@@ -7,7 +7,7 @@ Run (about 2.5 minutes; ``--phases cpu`` alone about 1.5):
 
 Every figure compares the proxy with a direct connection to the same fake Ollama in the
 same run. The proxy is a real ``scaler proxy`` child process at production's log level
-(its RSS is read from ``/proc/PID/status``); the fake Ollama (``tests.fake_ollama``) is a
+(its RSS is read from ``/proc/PID/status``); the fake Ollama (``tests.support.fake_ollama``) is a
 second child process, so neither shares a GIL with the aiohttp client here. Each phase
 starts a fresh pair. The helpers (child processes, CPU and RSS readings, the reference
 forwarder, the closed loop) are in ``benchmarks.processes`` and ``benchmarks.saturate``.

@@ -1,7 +1,7 @@
 """Child processes for the HTTP benchmarks, and what the kernel says they cost.
 
 Each server runs in its own process so that none shares a GIL with the load generator:
-the fake Ollama (``tests.fake_ollama``), a real ``scaler proxy``, and a plain aiohttp
+the fake Ollama (``tests.support.fake_ollama``), a real ``scaler proxy``, and a plain aiohttp
 forwarder used as the reference for "what forwarding costs in aiohttp on this machine".
 
     fake, direct = start_fake({"slots": 64, "tokens_per_second": 1e6})
@@ -35,7 +35,7 @@ STOP_TIMEOUT = 5.0
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 FAKE_LAUNCHER = """
 import json, signal, sys
-from tests.fake_ollama import running_fake_ollama
+from tests.support.fake_ollama import running_fake_ollama
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 with running_fake_ollama(**json.loads(sys.argv[1])) as fake:
     print(fake.port, flush=True)

@@ -36,8 +36,8 @@ import aiohttp
 
 from benchmarks.processes import HOST, ROOT, START_TIMEOUT, free_port, stop
 from scaler.simulate.sampling import COMPLETION_SIGMA
-from tests.fake_kube import FakeKube
-from tests.fake_kube_watch import endpoint_slice, pod_endpoint
+from tests.support.fake_kube import FakeKube
+from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
 
 PODS, FIRST_PODS = 8, 2
 SERVICE, TOKENS_PER_SECOND = 1.0, 20.0
@@ -47,7 +47,7 @@ NAMESPACE, SERVICE_NAME = "bench", "ollama"
 PODS_LAUNCHER = """
 import json, signal, sys
 from contextlib import ExitStack
-from tests.fake_ollama import running_fake_ollama
+from tests.support.fake_ollama import running_fake_ollama
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 settings, count = json.loads(sys.argv[1]), int(sys.argv[2])
 with ExitStack() as stack:

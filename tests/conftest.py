@@ -1,11 +1,11 @@
-"""Shared fixtures: the Prometheus ones live in ``tests/prometheus_fixtures.py``."""
+"""Shared fixtures: the Prometheus ones live in ``tests/support/prometheus_fixtures.py``."""
 
 import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.prometheus_fixtures import (  # noqa: F401
+from tests.support.prometheus_fixtures import (  # noqa: F401
     exporter,
     exporter_namespace,
     http_session,

@@ -12,8 +12,8 @@ import pytest
 from scaler.kube.pods import pod_from_json
 from scaler.kube.workload import Workload
 from scaler.policy import PodPhase
-from tests import fake_kube_objects as objects
-from tests.fakes import FakeActuator, FakeDeployment
+from tests.support import fake_kube_objects as objects
+from tests.support.fakes import FakeActuator, FakeDeployment
 from tests.test_controller import KEY, Rig
 
 NO_ROOM = "0/1 nodes are available: 1 Insufficient cpu."

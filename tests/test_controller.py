@@ -24,8 +24,8 @@ from scaler.logs import FIELDS
 from scaler.policy import PAUSE_ANNOTATION, PIN_ANNOTATION, Reason
 from scaler.sources.base import ConnectionFailed, EmptyResult, MetricSource, StaleSample
 from scaler.sources.proxies import ProxyScraper
-from tests.fakes import FakeActuator, FakeClock, FakeDeployment, FakeSource
-from tests.router_stand_ins import FakeResolver, router_stand_ins
+from tests.support.fakes import FakeActuator, FakeClock, FakeDeployment, FakeSource
+from tests.support.router_stand_ins import FakeResolver, router_stand_ins
 
 KEY = ("chatbot", "ollama")
 

@@ -20,7 +20,7 @@ from scaler.controller.loop import FAILING_POLLS, Controller
 from scaler.controller.reading import readers_for
 from scaler.errors import ConfigError, UsageError
 from scaler.kube.client import KubeconfigError, load_configuration
-from tests.fake_kube import FakeKube
+from tests.support.fake_kube import FakeKube
 from tests.test_config import BASE
 from tests.test_controller import Rig, _Broken, _config, _cpu
 

@@ -19,7 +19,7 @@ from scaler.config import parse_config
 from scaler.policy import Reason
 from scaler.sources.prometheus import PrometheusSource
 from scaler.sources.proxies import ProxyScraper
-from tests.router_stand_ins import FakeResolver, router_stand_ins
+from tests.support.router_stand_ins import FakeResolver, router_stand_ins
 from tests.test_controller import Rig, _config, _cpu
 
 LABELS = {"namespace": "chatbot", "deployment": "ollama"}

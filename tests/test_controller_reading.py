@@ -20,8 +20,8 @@ from scaler.kube.workload import Workload
 from scaler.policy import PodSample, PodValues, TotalValue, Unavailable
 from scaler.sources.base import ConnectionFailed, HttpStatus, ImplausibleValue, MetricUnavailable
 from scaler.sources.proxies import ProxyScraper
-from tests.fakes import FakeActuator, FakeSource
-from tests.proxy_stand_ins import stand_ins
+from tests.support.fakes import FakeActuator, FakeSource
+from tests.support.proxy_stand_ins import stand_ins
 from tests.test_controller import KEY, Rig, _config, _cpu
 
 LABELS = {"namespace": "chatbot", "deployment": "ollama", "metric": "queue"}

@@ -14,7 +14,7 @@ from scaler.controller.app import serving
 from scaler.kube.actuator import KubeActuator
 from scaler.quantity import parse_quantity
 from scaler.simulate.model import ModelParams
-from tests.fake_kube import Cluster, FakeKube, running_cluster
+from tests.support.fake_kube import Cluster, FakeKube, running_cluster
 from tests.test_manifests import MANIFESTS, one
 
 POD = {"ollama": "400m", "proxy": "50m"}

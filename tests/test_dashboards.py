@@ -4,7 +4,7 @@ during the test, a real ``scaler router`` process in front of a real ``scaler pr
 pair in front of the fake Ollama, a real ``scaler run`` in shadow mode against the fake
 Kubernetes API (reading the router directly), and a cAdvisor stand-in.
 
-Needs the ``prometheus`` binary (tests/prometheus_server.py); never skipped.
+Needs the ``prometheus`` binary (tests/support/prometheus_server.py); never skipped.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dashboard_stack import (
+from tests.support.dashboard_stack import (
     DEFAULT_CONFIG,
     NAMESPACE,
     ROOT,
@@ -31,7 +31,7 @@ from tests.dashboard_stack import (
     burst,
     running_stack,
 )
-from tests.prometheus_server import PrometheusServer
+from tests.support.prometheus_server import PrometheusServer
 
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}

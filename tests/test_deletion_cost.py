@@ -25,9 +25,9 @@ from scaler.kube.errors import Forbidden, KubeError
 from scaler.kube.workload import DELETION_COST_ANNOTATION
 from scaler.policy import Reason
 from scaler.sources.proxies import ProxyScraper
-from tests.drain_rig import port_free_on
-from tests.fake_kube import Cluster, running_cluster
-from tests.fakes import FakeSource
+from tests.support.drain_rig import port_free_on
+from tests.support.fake_kube import Cluster, running_cluster
+from tests.support.fakes import FakeSource
 
 PODS = 6
 NS = "chatbot"

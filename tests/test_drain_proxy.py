@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from scaler.proxy.admission import Admission
-from tests.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.router_process import _free_port, _wait_ready
+from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
+from tests.support.router_process import _free_port, _wait_ready
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

@@ -1,6 +1,6 @@
 """Scale down without losing an answer (issue 12's Done means): real servers on
 loopback, the fake API server over HTTP, the controller's real reconcile; the
-ReplicaSet and the kubelet emulated as ``tests/drain_rig.py`` describes."""
+ReplicaSet and the kubelet emulated as ``tests/support/drain_rig.py`` describes."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from scaler.kube.workload import DELETION_COST_ANNOTATION
 from scaler.policy import PIN_ANNOTATION, Decision
 from scaler.router.endpoints import EndpointState
 from scaler.sources.proxies import ProxyScraper
-from tests.drain_rig import NS, Stack, replicaset_victims, running_stack
-from tests.fake_kube import Cluster, running_cluster
-from tests.fakes import FakeSource
+from tests.support.drain_rig import NS, Stack, replicaset_victims, running_stack
+from tests.support.fake_kube import Cluster, running_cluster
+from tests.support.fakes import FakeSource
 
 PARALLEL = 4
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}

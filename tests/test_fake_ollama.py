@@ -18,14 +18,14 @@ import ollama
 import pytest
 from aiohttp import web
 
-from tests.fake_ollama import (
+from tests.support.fake_ollama import (
     BUSY_ERROR,
     RunningFakeOllama,
     answer_text,
     answer_tokens,
     running_fake_ollama,
 )
-from tests.threaded_server import serve_in_thread
+from tests.support.threaded_server import serve_in_thread
 
 MODEL = "llama3.2"
 HELLO = [{"role": "user", "content": "why is the sky blue?"}]

@@ -15,9 +15,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from scaler.kube.actuator import SCALE_ATTEMPTS, KubeActuator
 from scaler.kube.errors import Conflict, Forbidden, KubeError, NotFound
 from scaler.policy import PAUSE_ANNOTATION
-from tests.fake_kube import Cluster, running_cluster
-from tests.fake_kube_objects import MICRO_TIME
-from tests.fakes import FakeClock
+from tests.support.fake_kube import Cluster, running_cluster
+from tests.support.fake_kube_objects import MICRO_TIME
+from tests.support.fakes import FakeClock
 
 SCALE = r"/deployments/ollama/scale$"
 

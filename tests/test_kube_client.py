@@ -13,7 +13,7 @@ from kubernetes_asyncio.config import ConfigException
 from scaler.kube.api_call import call
 from scaler.kube.client import api_client, env_proxy, load_configuration
 from scaler.kube.errors import KubeError
-from tests.fake_kube import FakeKube
+from tests.support.fake_kube import FakeKube
 
 
 @pytest.fixture

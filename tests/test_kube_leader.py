@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from scaler.kube.leader import LeaderElector
-from tests.fake_kube import Cluster, running_cluster
-from tests.fake_kube_objects import MICRO_TIME
+from tests.support.fake_kube import Cluster, running_cluster
+from tests.support.fake_kube_objects import MICRO_TIME
 
 LEASE = r"/leases/scaler$"
 

@@ -13,8 +13,8 @@ from kubernetes_asyncio.client import CoreV1Api
 
 from scaler.kube.pods import pod_from_json
 from scaler.policy import Pod, PodPhase
-from tests import fake_kube_objects as objects
-from tests.fake_kube import Cluster, running_cluster
+from tests.support import fake_kube_objects as objects
+from tests.support.fake_kube import Cluster, running_cluster
 
 STARTED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 READY = datetime(2026, 3, 1, 12, 1, 30, tzinfo=UTC)

@@ -22,7 +22,8 @@ import yaml
 
 from scaler.proxy.app import build_app
 from scaler.proxy.settings import ProxySettings
-from tests.fake_ollama import running_fake_ollama
+from tests.support.fake_ollama import running_fake_ollama
+from tests.support.threaded_server import serve_in_thread
 from tests.test_manifests import (
     BUILDS,
     MANIFESTS,
@@ -35,7 +36,6 @@ from tests.test_manifests import (
     one,
     pod_specs,
 )
-from tests.threaded_server import serve_in_thread
 
 # Pods that run until replaced; a Job's pod reads its ConfigMaps when it runs, and
 # its template is immutable, so a renamed ConfigMap would block the next apply.

@@ -21,7 +21,7 @@ from scaler.policy import (
     TargetType,
 )
 from scaler.policy.legacy import limit_legacy, stabilize_legacy
-from tests.timeline import Timeline
+from tests.support.timeline import Timeline
 
 QUEUE = MetricSpec("queue", SourceType.EXTERNAL, TargetType.AVERAGE_VALUE, 1.0)
 LEGACY = PolicySpec(min_replicas=1, max_replicas=20, metrics=(QUEUE,), behavior=LEGACY_BEHAVIOR)

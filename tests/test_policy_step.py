@@ -28,7 +28,7 @@ from scaler.policy import (
     record_scaled,
     step,
 )
-from tests.timeline import Timeline
+from tests.support.timeline import Timeline
 
 QUEUE = MetricSpec("queue", SourceType.EXTERNAL, TargetType.AVERAGE_VALUE, 1.0)
 CPU = MetricSpec("cpu", SourceType.EXTERNAL, TargetType.AVERAGE_VALUE, 0.8)

@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from scaler.proxy.app import PROXY, Proxy, build_app
 from scaler.proxy.settings import ProxySettings
-from tests.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.threaded_server import serve_in_thread
+from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
+from tests.support.threaded_server import serve_in_thread
 
 MODEL = "llama3.2"
 GENERATE = {"model": MODEL, "prompt": "why is the sky blue?"}  # an empty prompt only loads

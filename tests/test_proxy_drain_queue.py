@@ -10,8 +10,8 @@ import aiohttp
 
 from scaler.proxy.forward import BUSY_HEADER
 from scaler.proxy.settings import ProxySettings
-from tests.fake_ollama import running_fake_ollama
-from tests.proxy_in_loop import proxy_in_loop, until
+from tests.support.fake_ollama import running_fake_ollama
+from tests.support.proxy_in_loop import proxy_in_loop, until
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

@@ -2,7 +2,7 @@
 closed one: the request goes once more on a new connection, never twice more, and a
 body that cannot be sent twice never rides a kept-alive connection.
 
-The upstream here numbers its connections (``tests.counting_upstream``); the proxy runs
+The upstream here numbers its connections (``tests.support.counting_upstream``); the proxy runs
 in the test's loop with handler cancellation on, as ``scaler proxy`` does.
 """
 
@@ -19,8 +19,8 @@ import pytest
 from scaler.proxy.app import Proxy
 from scaler.proxy.forward import REPLAYABLE_BODY
 from scaler.proxy.settings import ProxySettings
-from tests.counting_upstream import ANSWER, CountingUpstream, HangUp, Seen
-from tests.proxy_in_loop import proxy_in_loop
+from tests.support.counting_upstream import ANSWER, CountingUpstream, HangUp, Seen
+from tests.support.proxy_in_loop import proxy_in_loop
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": False}
 CHAT_SIZE = len(json.dumps(CHAT))

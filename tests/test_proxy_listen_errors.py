@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.router_process import _free_port
+from tests.support.router_process import _free_port
 
 NO_UPSTREAM = "http://127.0.0.1:9"
 

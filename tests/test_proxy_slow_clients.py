@@ -14,8 +14,8 @@ import json
 from aiohttp import web
 
 from scaler.proxy.settings import ProxySettings
-from tests.counting_upstream import ANSWER, CountingUpstream
-from tests.proxy_in_loop import proxy_in_loop
+from tests.support.counting_upstream import ANSWER, CountingUpstream
+from tests.support.proxy_in_loop import proxy_in_loop
 
 CHAT = json.dumps({"model": "llama3.2", "messages": [], "stream": False}).encode()
 

@@ -12,9 +12,9 @@ import httpx
 
 from scaler.proxy.app import PROXY, build_app
 from scaler.proxy.settings import ProxySettings
-from tests.fake_ollama import running_fake_ollama
-from tests.soak_traffic import KINDS, send_one
-from tests.threaded_server import serve_in_thread
+from tests.support.fake_ollama import running_fake_ollama
+from tests.support.soak_traffic import KINDS, send_one
+from tests.support.threaded_server import serve_in_thread
 
 REQUESTS = 10_000
 CONCURRENCY = 48

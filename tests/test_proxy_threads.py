@@ -15,9 +15,9 @@ from scaler.proxy.app import build_app
 from scaler.proxy.settings import ProxySettings
 from scaler.proxy.threads import pin_threads
 from scaler.quantity import parse_quantity
-from tests.fake_ollama import LoggedRequest, RunningFakeOllama, running_fake_ollama
+from tests.support.fake_ollama import LoggedRequest, RunningFakeOllama, running_fake_ollama
+from tests.support.threaded_server import serve_in_thread
 from tests.test_manifests_router import BUILDS, container, proxy_args
-from tests.threaded_server import serve_in_thread
 
 MODEL = "llama3.2"
 

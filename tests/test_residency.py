@@ -23,8 +23,8 @@ from scaler.proxy.residency import (
     is_listed,
     wait_before_check,
 )
-from tests.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.fake_ollama_evict import pick_victim
+from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
+from tests.support.fake_ollama_evict import pick_victim
 
 READY = "llama3.2:latest"
 OTHER = "gemma3:1b"

@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from scaler.proxy.app import PROXY, Proxy, build_app
 from scaler.proxy.settings import ProxySettings
-from tests.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.threaded_server import ThreadedServer
+from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
+from tests.support.threaded_server import ThreadedServer
 
 READY = "llama3.2:latest"
 OTHER = "gemma3:1b"

@@ -15,8 +15,8 @@ import ollama
 import pytest
 
 from scaler.router.endpoints import EndpointState
-from tests.fake_ollama import running_fake_ollama
-from tests.router_rig import MODEL, Rig, router_rig, router_rig_over
+from tests.support.fake_ollama import running_fake_ollama
+from tests.support.router_rig import MODEL, Rig, router_rig, router_rig_over
 
 
 def _chat(content: str) -> list[dict[str, str]]:

@@ -20,10 +20,10 @@ from scaler.kube.client import api_client
 from scaler.router.discovery import Backoff, EndpointSliceWatch
 from scaler.router.endpoints import Endpoint, EndpointState, Snapshot
 from scaler.router.slices import SliceError, endpoint_state, slice_endpoints
-from tests.fake_kube import TOKEN, Cluster, running_cluster
-from tests.fake_kube_watch import endpoint_slice, pod_endpoint
-from tests.fakes import FakeClock
-from tests.tcp_relay import TcpRelay
+from tests.support.fake_kube import TOKEN, Cluster, running_cluster
+from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
+from tests.support.fakes import FakeClock
+from tests.support.tcp_relay import TcpRelay
 
 NS, SERVICE = "ml", "ollama"
 READY, NOT_READY, TERMINATING = (

@@ -21,9 +21,9 @@ import httpx
 import ollama
 import pytest
 
-from tests.fake_kube import FakeKube
-from tests.fake_kube_watch import endpoint_slice, pod_endpoint
-from tests.fake_ollama import running_fake_ollama
+from tests.support.fake_kube import FakeKube
+from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
+from tests.support.fake_ollama import running_fake_ollama
 
 MODEL = "llama3.2"
 

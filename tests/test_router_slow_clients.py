@@ -11,8 +11,8 @@ import time
 
 import httpx
 
-from tests.fake_ollama import running_fake_ollama
-from tests.router_rig import MODEL, router_rig
+from tests.support.fake_ollama import running_fake_ollama
+from tests.support.router_rig import MODEL, router_rig
 
 CHAT = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
 

@@ -14,8 +14,8 @@ import httpx
 
 from scaler.proxy.forward import BUSY_HEADER
 from scaler.sources.proxies import sum_series
-from tests.router_rig import Rig, router_rig, router_rig_over
-from tests.soak_traffic import KINDS, send_one
+from tests.support.router_rig import Rig, router_rig, router_rig_over
+from tests.support.soak_traffic import KINDS, send_one
 
 REQUESTS = 5_000
 CONCURRENCY = 48

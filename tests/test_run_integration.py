@@ -21,11 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scaler.config import ScalerConfig, parse_config
 from scaler.controller.app import serving
-from tests.exporter import Exporter
-from tests.fake_kube import FakeKube
-from tests.prometheus_server import PrometheusServer
-from tests.proxy_stand_ins import stand_ins
-from tests.router_stand_ins import ROUTER_SERIES, router_stand_ins
+from tests.support.exporter import Exporter
+from tests.support.fake_kube import FakeKube
+from tests.support.prometheus_server import PrometheusServer
+from tests.support.proxy_stand_ins import stand_ins
+from tests.support.router_stand_ins import ROUTER_SERIES, router_stand_ins
 
 SCALE = r"/namespaces/{ns}/deployments/ollama/scale$"
 

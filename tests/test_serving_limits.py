@@ -27,9 +27,9 @@ import pytest
 from scaler.proxy.app import build_app
 from scaler.proxy.settings import ProxySettings
 from scaler.serving.connections import ConnectionGuard, ConnectionLimits, start_guarded
-from tests.counting_upstream import ANSWER, CountingUpstream
-from tests.fake_ollama import running_fake_ollama
-from tests.router_process import _free_port
+from tests.support.counting_upstream import ANSWER, CountingUpstream
+from tests.support.fake_ollama import running_fake_ollama
+from tests.support.router_process import _free_port
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 CHAT = json.dumps({"model": "llama3.2", "messages": [], "stream": False}).encode()

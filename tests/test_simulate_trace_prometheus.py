@@ -19,7 +19,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from scaler.simulate.sampling import trace_from_rates
 from scaler.simulate.trace_prometheus import load_trace_prometheus, parse_time
 from scaler.simulate.types import SimulationError, TraceError
-from tests.prometheus_server import (
+from tests.support.prometheus_server import (
     PrometheusServer,
     prometheus_server,
     scrape_job,

@@ -38,8 +38,8 @@ from scaler.sources.base import (
     StaleSample,
 )
 from scaler.sources.prometheus import QUERY_SHOWN, PrometheusSource
-from tests.exporter import Exporter
-from tests.prometheus_server import PrometheusServer
+from tests.support.exporter import Exporter
+from tests.support.prometheus_server import PrometheusServer
 
 T = TypeVar("T")
 WITHIN = 10.0

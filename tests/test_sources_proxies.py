@@ -22,8 +22,8 @@ from scaler.sources.base import (
 )
 from scaler.sources.proxies import ProxyScraper, endpoint_urls, sum_series
 from scaler.sources.resolver import SystemResolver, lookup_failure, one_family
-from tests.proxy_stand_ins import stand_ins
-from tests.router_stand_ins import ROUTER_SERIES, FakeResolver, router_stand_ins
+from tests.support.proxy_stand_ins import stand_ins
+from tests.support.router_stand_ins import ROUTER_SERIES, FakeResolver, router_stand_ins
 
 SERIES = ("ollama_proxy_queue_depth", "ollama_proxy_requests_in_flight")
 

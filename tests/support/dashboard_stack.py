@@ -28,11 +28,16 @@ from scaler.proxy.settings import ProxySettings
 from tests.support.exporter import Exporter, running_exporter
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.support.prometheus_server import PrometheusServer, prometheus_server, scrape_job, wait_for
+from tests.support.prometheus_server import (
+    PrometheusServer,
+    prometheus_server,
+    scrape_job,
+    wait_for,
+)
 from tests.support.router_process import running_router
 from tests.support.threaded_server import serve_in_thread
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "scaler" / "default_config.yaml"
 NAMESPACE = "chatbot"
 POD_IPS = ("127.0.0.1", "127.0.0.2")

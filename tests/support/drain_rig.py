@@ -33,11 +33,11 @@ from scaler.proxy.settings import ProxySettings
 from scaler.router.app import ROUTER, Router, build_app
 from scaler.router.endpoints import Endpoint, EndpointState
 from scaler.router.settings import RouterSettings
-from tests.fake_kube import Cluster
-from tests.fake_kube_objects import EPOCH, time_str
-from tests.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.router_rig import ManualDiscovery
-from tests.threaded_server import ThreadedServer
+from tests.support.fake_kube import Cluster
+from tests.support.fake_kube_objects import EPOCH, time_str
+from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
+from tests.support.router_rig import ManualDiscovery
+from tests.support.threaded_server import ThreadedServer
 
 NS = "chatbot"
 LABELS = {"app": "ollama"}

@@ -15,7 +15,7 @@ Endpoints: apps/v1 deployments (GET, PATCH) and their ``scale`` subresource (GET
 PATCH, PUT); core/v1 pods (list by ``labelSelector``); coordination.k8s.io/v1 leases
 (GET, POST, PUT); core/v1 and events.k8s.io/v1 events (POST); autoscaling/v2
 horizontalpodautoscalers (list); discovery.k8s.io/v1 endpointslices (list and watch,
-through ``slices``: see ``tests/fake_kube_watch.py``). Every request is recorded in
+through ``slices``: see ``tests/support/fake_kube_watch.py``). Every request is recorded in
 ``requests``.
 
 Like the apiserver, one resourceVersion counter covers all objects; a write that
@@ -48,8 +48,8 @@ from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
 from scaler.kube.client import api_client
-from tests import fake_kube_objects as objects
-from tests.fake_kube_watch import EndpointSlices
+from tests.support import fake_kube_objects as objects
+from tests.support.fake_kube_watch import EndpointSlices
 
 TOKEN = "fake-token"
 """The bearer token the fake expects (and ``write_kubeconfig`` writes)."""

@@ -1,4 +1,4 @@
-"""EndpointSlices and their watch, for the fake API server in ``tests/fake_kube.py``.
+"""EndpointSlices and their watch, for the fake API server in ``tests/support/fake_kube.py``.
 
 discovery.k8s.io/v1 endpointslices, one route for both verbs, as the apiserver has::
 
@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests import fake_kube_objects as objects
+from tests.support import fake_kube_objects as objects
 
 if TYPE_CHECKING:
-    from tests.fake_kube import FakeKube
+    from tests.support.fake_kube import FakeKube
 
 RESOURCE = "endpointslices"
 PATH = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"

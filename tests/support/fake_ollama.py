@@ -7,7 +7,7 @@
         fake.wait_until(lambda s: s.waiting == 2)      # counters: FakeOllamaStats
         fake.stop(); fake.start()                      # upstream down, then back
 
-It runs in its own thread and event loop (``tests/threaded_server.py``), so synchronous
+It runs in its own thread and event loop (``tests/support/threaded_server.py``), so synchronous
 clients may block on it. Its model of Ollama (``stack.md`` §1.3-1.5):
 
 - ``slots`` (``OLLAMA_NUM_PARALLEL``) requests run at once; the rest wait FIFO without
@@ -31,8 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import fake_ollama_models, fake_ollama_native, fake_ollama_openai
-from tests.fake_ollama_core import (
+from tests.support import fake_ollama_models, fake_ollama_native, fake_ollama_openai
+from tests.support.fake_ollama_core import (
     BUSY_ERROR,
     FAKE,
     ApiError,
@@ -41,9 +41,9 @@ from tests.fake_ollama_core import (
     FakeOllamaStats,
     LoggedRequest,
 )
-from tests.fake_ollama_openai import error_payload
-from tests.fake_ollama_shapes import answer_text, answer_tokens
-from tests.threaded_server import ThreadedServer
+from tests.support.fake_ollama_openai import error_payload
+from tests.support.fake_ollama_shapes import answer_text, answer_tokens
+from tests.support.threaded_server import ThreadedServer
 
 __all__ = [
     "BUSY_ERROR",

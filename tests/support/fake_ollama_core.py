@@ -20,8 +20,13 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.fake_ollama_evict import Eviction
-from tests.fake_ollama_shapes import DEFAULT_KEEP_ALIVE, answer_tokens, full_name, parse_keep_alive
+from tests.support.fake_ollama_evict import Eviction
+from tests.support.fake_ollama_shapes import (
+    DEFAULT_KEEP_ALIVE,
+    answer_tokens,
+    full_name,
+    parse_keep_alive,
+)
 
 BUSY_ERROR = "server busy, please try again.  maximum pending requests exceeded"
 """Ollama's ``ErrMaxQueue`` text (``server/sched.go``), answered with 503."""

@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_ollama_core import FAKE, ApiError
-from tests.fake_ollama_native import LazyStream, dumps, json_body, wants_stream
-from tests.fake_ollama_shapes import (
+from tests.support.fake_ollama_core import FAKE, ApiError
+from tests.support.fake_ollama_native import LazyStream, dumps, json_body, wants_stream
+from tests.support.fake_ollama_shapes import (
     digest_of,
     full_name,
     model_details,

@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_ollama_core import FAKE, ApiError
-from tests.fake_ollama_native import (
+from tests.support.fake_ollama_core import FAKE, ApiError
+from tests.support.fake_ollama_native import (
     LazyStream,
     count_tokens,
     dumps,
@@ -26,7 +26,7 @@ from tests.fake_ollama_native import (
     token_budget,
     wants_stream,
 )
-from tests.fake_ollama_shapes import answer_text
+from tests.support.fake_ollama_shapes import answer_text
 
 SSE = "text/event-stream"
 DONE = b"data: [DONE]\n\n"

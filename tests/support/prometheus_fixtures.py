@@ -23,8 +23,13 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from tests.exporter import Exporter, running_exporter
-from tests.prometheus_server import PrometheusServer, prometheus_server, scrape_job, wait_for
+from tests.support.exporter import Exporter, running_exporter
+from tests.support.prometheus_server import (
+    PrometheusServer,
+    prometheus_server,
+    scrape_job,
+    wait_for,
+)
 
 EXPORTER_JOB = "exporter"
 """``job`` label of the exporter's series in ``scraped_prometheus``."""
@@ -36,7 +41,7 @@ _namespaces = itertools.count()
 
 @pytest.fixture(scope="session")
 def exporter() -> Iterator[Exporter]:
-    """A running ``tests.exporter.Exporter`` on 127.0.0.1, shared by the session."""
+    """A running ``tests.support.exporter.Exporter`` on 127.0.0.1, shared by the session."""
     with running_exporter() as running:
         yield running
 

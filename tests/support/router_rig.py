@@ -24,8 +24,8 @@ from scaler.router.app import ROUTER, Router, build_app
 from scaler.router.dispatch import Dispatcher
 from scaler.router.endpoints import Endpoint, EndpointState, Snapshot
 from scaler.router.settings import RouterSettings
-from tests.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.threaded_server import ThreadedServer
+from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
+from tests.support.threaded_server import ThreadedServer
 
 MODEL = "llama3.2"
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from prometheus_client import Gauge
 
 from scaler.sources.base import MetricUnavailable
-from tests.proxy_stand_ins import StandIn, stand_ins
+from tests.support.proxy_stand_ins import StandIn, stand_ins
 
 ROUTER_SERIES = ("scaler_router_queue_depth", "scaler_router_requests_in_flight")
 

@@ -1,0 +1,1 @@
+"""Test helpers: fakes, rigs and servers the tests share (not tests themselves)."""
