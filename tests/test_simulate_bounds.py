@@ -5,17 +5,18 @@ error with exit code 2, before the simulation starts and before anything is draw
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from scaler.cli import main
 from scaler.simulate import command, trace_csv_parse
 from scaler.simulate.bounds import MAX_DURATION, MAX_REQUESTS, MAX_ROWS
 from scaler.simulate.scenarios import SCENARIOS, scenario_rates
+from tests.support.threaded_server import serve_in_thread
 
 
 @pytest.fixture(autouse=True)
@@ -191,44 +192,38 @@ def test_every_built_in_scenario_is_well_inside_the_bounds() -> None:
 
 
 # -- Prometheus answers ------------------------------------------------------------------
-class _Answers(BaseHTTPRequestHandler):
-    """A fake Prometheus that answers every query with the server's ``body``."""
+@dataclass
+class _FakePrometheus:
+    """A fake Prometheus that answers every query with ``body``; ``asked`` counts them."""
 
-    def do_GET(self) -> None:
-        body: bytes = self.server.body  # type: ignore[attr-defined]
-        self.server.asked += 1  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    url: str = ""
+    body: bytes = b"{}"
+    asked: int = 0
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    def app(self) -> web.Application:
+        async def answer(request: web.Request) -> web.Response:
+            self.asked += 1
+            return web.Response(body=self.body, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", answer)
+        return app
 
 
 @pytest.fixture
-def fake() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    server.body = b"{}"  # type: ignore[attr-defined]
-    server.asked = 0  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, name="fake-prometheus")
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def fake() -> Iterator[_FakePrometheus]:
+    prometheus = _FakePrometheus()
+    with serve_in_thread(prometheus.app()) as url:
+        prometheus.url = url
+        yield prometheus
 
 
 START = "2024-05-01T08:00:00Z"
 T0 = 1714550400
 
 
-def _from(server: ThreadingHTTPServer, *extra: str) -> list[str]:
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    argv = ["--from-prometheus", url, "--query", "rate_q", "--step", "60"]
+def _from(server: _FakePrometheus, *extra: str) -> list[str]:
+    argv = ["--from-prometheus", server.url, "--query", "rate_q", "--step", "60"]
     return [*argv, "--start", START, "--end", "2024-05-01T09:00:00Z", *extra]
 
 
@@ -259,17 +254,17 @@ def _matrix(*samples: list[object]) -> bytes:
     ],
 )
 def test_an_unexpected_prometheus_answer_is_a_clear_error(
-    fake: ThreadingHTTPServer, capsys: pytest.CaptureFixture[str], body: bytes, message: str
+    fake: _FakePrometheus, capsys: pytest.CaptureFixture[str], body: bytes, message: str
 ) -> None:
-    fake.body = body  # type: ignore[attr-defined]
+    fake.body = body
     err = _refused(capsys, *_from(fake))
     assert message in err
 
 
 def test_a_huge_prometheus_answer_is_quoted_by_a_short_prefix(
-    fake: ThreadingHTTPServer, capsys: pytest.CaptureFixture[str]
+    fake: _FakePrometheus, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.body = _matrix([T0, "x" * 1_000_000])  # type: ignore[attr-defined]
+    fake.body = _matrix([T0, "x" * 1_000_000])
     err = _refused(capsys, *_from(fake))
     assert "malformed sample" in err and len(err) < 600
 
@@ -283,9 +278,9 @@ def test_a_huge_prometheus_answer_is_quoted_by_a_short_prefix(
     ],
 )
 def test_a_range_beyond_the_bounds_is_refused_before_querying(
-    fake: ThreadingHTTPServer, capsys: pytest.CaptureFixture[str], start: str, message: str
+    fake: _FakePrometheus, capsys: pytest.CaptureFixture[str], start: str, message: str
 ) -> None:
-    url = f"http://127.0.0.1:{fake.server_address[1]}"
-    argv = ["--from-prometheus", url, "--query", "q", f"--start={start}", "--end", "2024-05-01"]
+    argv = ["--from-prometheus", fake.url, "--query", "q", f"--start={start}"]
+    argv += ["--end", "2024-05-01"]
     assert message in _refused(capsys, *argv)
-    assert fake.asked == 0  # type: ignore[attr-defined]
+    assert fake.asked == 0

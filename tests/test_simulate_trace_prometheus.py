@@ -7,10 +7,8 @@ fixed seed every trace, is the same on every run.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from scaler.simulate.sampling import trace_from_rates
 from scaler.simulate.trace_prometheus import load_trace_prometheus, parse_time
 from scaler.simulate.types import SimulationError, TraceError
+from tests.support.exporter import running_exporter
 from tests.support.prometheus_server import (
     PrometheusServer,
     prometheus_server,
@@ -193,34 +192,15 @@ def test_parse_time_names_a_bad_value(text: str) -> None:
     )
 
 
-class _Exporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"# TYPE demo_queue_depth gauge\ndemo_queue_depth 3\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def test_the_helper_scrapes_exporters_and_stops_cleanly(tmp_path: Path) -> None:
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), _Exporter)
-    thread = threading.Thread(target=exporter.serve_forever, name="exporter")
-    thread.start()
-    try:
-        job = scrape_job("demo", f"127.0.0.1:{exporter.server_address[1]}")
+    with running_exporter() as exporter:
+        exporter.set_queue_depth("demo-0", 3)
+        job = scrape_job("demo", exporter.target)
         with prometheus_server(tmp_path, scrape_configs=[job], scrape_interval=0.2) as server:
             assert server.url.startswith("http://127.0.0.1:")
-            result = wait_for(server, 'demo_queue_depth{job="demo"}', timeout=20)
+            result = wait_for(server, 'ollama_proxy_queue_depth{job="demo"}', timeout=20)
             assert result[0]["value"][1] == "3"
         assert server.process.returncode is not None
-    finally:
-        exporter.shutdown()
-        exporter.server_close()
-        thread.join()
 
 
 def test_scaler_simulate_replays_prometheus_history(

@@ -12,16 +12,16 @@ It exposes the series the controller reads, with the labels they carry in a clus
 - ``container_cpu_usage_seconds_total{namespace,pod,container}``: CPU seconds, as
   cAdvisor exports them (counter; ``set_cpu_seconds`` can also reset it).
 
-The server runs on its own event loop in a daemon thread, so one exporter can outlive
-the per-test event loops of pytest-asyncio and serve a whole session. The setters are
-plain methods, safe to call from any thread or loop, and take effect at the next scrape.
+The server runs on its own event loop in a daemon thread (``ThreadedServer``), so one
+exporter can outlive the per-test event loops of pytest-asyncio and serve a whole
+session. The setters are plain methods, safe to call from any thread or loop, and take
+effect at the next scrape.
 Values are served by ``prometheus_client.aiohttp.make_aiohttp_handler`` from a private
 registry, so they never mix with a process-global ``REGISTRY``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -33,12 +33,12 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tests.support.threaded_server import ThreadedServer
+
 QUEUE_DEPTH: Final = "ollama_proxy_queue_depth"
 IN_FLIGHT: Final = "ollama_proxy_requests_in_flight"
 CPU_SECONDS: Final = "container_cpu_usage_seconds"
 """Counter family name; exposed as ``container_cpu_usage_seconds_total``."""
-START_TIMEOUT: Final = 10.0
-"""Seconds to wait for the server thread to listen."""
 
 _POD_LABELS = ("namespace", "pod")
 _CPU_LABELS = ("namespace", "pod", "container")
@@ -83,18 +83,13 @@ class Exporter:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self._values)
         self._scrapes = 0
-        self._port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="test-exporter", daemon=True)
+        self._server = ThreadedServer(self._app)
 
     @property
     def port(self) -> int:
-        if self._port is None:
+        if not self._server.running:
             raise RuntimeError("the exporter is not running")
-        return self._port
+        return self._server.port
 
     @property
     def target(self) -> str:
@@ -142,17 +137,11 @@ class Exporter:
 
     def start(self) -> None:
         """Listen on a free loopback port; returns once it does."""
-        self._thread.start()
-        if not self._started.wait(START_TIMEOUT):
-            raise TimeoutError(f"exporter did not start within {START_TIMEOUT} s")
-        if self._error is not None:
-            raise RuntimeError("exporter failed to start") from self._error
+        self._server.start()
 
     def stop(self) -> None:
         """Close the server and join its thread."""
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(START_TIMEOUT)
+        self._server.close()
 
     def _set(self, name: str, key: tuple[str, ...], value: float) -> None:
         with self._values.lock:
@@ -164,16 +153,7 @@ class Exporter:
                 for key in [k for k in series if matches(k)]:
                     del series[key]
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as error:  # reported by start(), never lost in the thread
-            self._error = error
-            self._started.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    def _app(self) -> web.Application:
         metrics = make_aiohttp_handler(self._registry)
 
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -182,16 +162,7 @@ class Exporter:
 
         app = web.Application()
         app.router.add_get("/metrics", handle)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self._port = int(runner.addresses[0][1])
-            self._started.set()
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
+        return app
 
 
 @contextmanager
