@@ -49,7 +49,13 @@ def _config_check(args: argparse.Namespace) -> int:
     print("\n".join(_describe_settings(explained)))
     for target in config.targets:
         policy = target.to_policy()
-        print(f"{target.key}: {policy.min_replicas}..{policy.max_replicas} replicas")
+        print(f"{target.key}: {target.min_replicas}..{policy.max_replicas} replicas")
+        zero = target.zero_rule()
+        if zero is not None:  # the engine's own minimum is then 1 (scaler/policy/zero.py)
+            print(
+                f"  scale to zero: 0 -> 1 at once when {zero.metric} > 0; 1 -> 0 once "
+                f"{zero.metric} has read 0 for {zero.idle_seconds:g} s"
+            )
         for metric, spec in zip(target.metrics, policy.metrics, strict=True):
             print(
                 f"  metric {spec.name}: {spec.source.value}, "

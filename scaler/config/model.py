@@ -32,6 +32,7 @@ from scaler.config.targets import (
     MetricConfig,
     PolicyConfig,
     RulesConfig,
+    ScaleToZeroConfig,
     TargetConfig,
     TargetValueConfig,
 )
@@ -126,6 +127,7 @@ class ScalerConfig(StrictModel):
             target.to_policy(),
             None if self.fallback is None else self.fallback.to_policy(),
             yield_to_hpa=self.mode is not Mode.SHADOW,
+            zero=target.zero_rule(),
         )
 
     @model_validator(mode="after")
@@ -163,6 +165,7 @@ _KNOWN_KEYS = frozenset(
         TargetValueConfig,
         MetricConfig,
         TargetConfig,
+        ScaleToZeroConfig,
         DirectConfig,
         FallbackConfig,
         LeaderElectionConfig,

@@ -24,7 +24,9 @@ from scaler.config.bounds import (
     repeated,
 )
 from scaler.config.direct import DirectConfig, Quantity, StrictModel
+from scaler.errors import quote
 from scaler.policy import (
+    DEFAULT_IDLE_SECONDS,
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
     LEGACY_BEHAVIOR,
@@ -37,6 +39,7 @@ from scaler.policy import (
     SelectPolicy,
     SourceType,
     TargetType,
+    ZeroRule,
 )
 from scaler.policy.readings import ALLOWED_TARGETS
 
@@ -194,12 +197,33 @@ class MetricConfig(StrictModel):
         )
 
 
+class ScaleToZeroConfig(StrictModel):
+    """Opt-in scale to zero (``minReplicas: 0``): KEDA's activation and cooldownPeriod.
+
+    ``metric``: an External metric of this target read from the routers (its
+    ``direct`` block has a ``host``), counting the requests queued and in flight: the
+    routers hold requests while no pod is ready, so only they see one at zero.
+    """
+
+    metric: str = Field(min_length=1, max_length=63)
+    idle_seconds: float = Field(
+        default=DEFAULT_IDLE_SECONDS,
+        ge=1,
+        le=86400,
+        description="seconds the metric must read 0 at every poll before 1 -> 0",
+    )
+
+    def to_rule(self) -> ZeroRule:
+        return ZeroRule(self.metric, self.idle_seconds)
+
+
 class TargetConfig(StrictModel):
     """One scaled Deployment and its policy."""
 
     namespace: str = Field(min_length=1, max_length=63)
     deployment: str = Field(min_length=1, max_length=253)
-    min_replicas: int = Field(default=1, ge=1)
+    min_replicas: int = Field(default=1, ge=0, description="0 only with scaleToZero")
+    scale_to_zero: ScaleToZeroConfig | None = None
     max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
     metrics: list[MetricConfig] = Field(min_length=1, max_length=MAX_METRICS)
     behavior: BehaviorConfig | None = Field(
@@ -238,15 +262,51 @@ class TargetConfig(StrictModel):
                     f"metrics {metric.name}: averageValue * slotsPerPod",
                     metric.target.number * self.slots_per_pod,
                 )
+        self._check_scale_to_zero()
         return self
+
+    def _check_scale_to_zero(self) -> None:
+        """``minReplicas: 0`` needs ``scaleToZero``, and its metric must count the
+        routers' requests: only a router holds a request while no pod is ready."""
+        zero = self.scale_to_zero
+        if zero is None:
+            if self.min_replicas == 0:
+                raise ValueError(
+                    "minReplicas 0 needs a scaleToZero block (metric: a router metric, "
+                    "idleSeconds) saying when to wake and when to sleep"
+                )
+            return
+        if self.min_replicas != 0:
+            raise ValueError(f"scaleToZero is only for minReplicas 0, not {self.min_replicas}")
+        metric = next((m for m in self.metrics if m.name == zero.metric), None)
+        if metric is None:
+            names = ", ".join(m.name for m in self.metrics)
+            raise ValueError(
+                f"scaleToZero metric {quote(zero.metric)} is not a metric of this target ({names})"
+            )
+        if (
+            metric.type is not SourceType.EXTERNAL
+            or metric.direct is None
+            or not metric.direct.host
+        ):
+            raise ValueError(
+                f"scaleToZero metric {quote(zero.metric)} must be an External metric read from"
+                " the routers (a direct block with a host): only a router holds requests at zero"
+            )
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.deployment}"
 
+    def zero_rule(self) -> ZeroRule | None:
+        """The scale-to-zero rule, for ``minReplicas: 0``."""
+        return None if self.scale_to_zero is None else self.scale_to_zero.to_rule()
+
     def to_policy(self) -> PolicySpec:
+        """The engine's spec. With ``minReplicas: 0`` its minimum is 1: the HPA's math
+        never sees 0, the zero rule decides 0 <-> 1 around it (``zero_rule``)."""
         return PolicySpec(
-            min_replicas=self.min_replicas,
+            min_replicas=max(1, self.min_replicas),
             max_replicas=self.max_replicas,
             metrics=tuple(m.to_spec(slots_per_pod=self.slots_per_pod) for m in self.metrics),
             behavior=LEGACY_BEHAVIOR if self.behavior is None else self.behavior.to_behavior(),

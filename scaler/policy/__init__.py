@@ -49,8 +49,10 @@ from scaler.policy.readings import (
     Unavailable,
 )
 from scaler.policy.step import Seen, StepState, TargetSpec, record_scaled, step
+from scaler.policy.zero import DEFAULT_IDLE_SECONDS, ZeroRule
 
 __all__ = [
+    "DEFAULT_IDLE_SECONDS",
     "DEFAULT_SCALE_DOWN",
     "DEFAULT_SCALE_UP",
     "DEFAULT_TOLERANCE",
@@ -85,6 +87,7 @@ __all__ = [
     "TargetType",
     "TotalValue",
     "Unavailable",
+    "ZeroRule",
     "context",
     "decide",
     "format_milli",

@@ -33,6 +33,10 @@ class Reason(StrEnum):
     PAUSED = "Paused"  # a person paused scaling with an annotation
     PINNED = "Pinned"  # a person pinned the replica count with an annotation
     HPA_CONFLICT = "HPAConflict"  # an HPA already scales this Deployment
+    # Scale to zero (scaler/policy/zero.py), around the engine as KEDA's activation:
+    ACTIVATION = "Activation"  # a request at zero replicas: one, at once
+    IDLE = "Idle"  # at zero replicas and nothing to serve: hold zero
+    SCALED_TO_ZERO = "ScaledToZero"  # idle for idleSeconds at one replica: zero
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from scaler.policy.engine import Observation, PolicySpec, decide, record_scale, 
 from scaler.policy.history import History
 from scaler.policy.overrides import Fallback, hpa_conflict, manual_control, with_fallback
 from scaler.policy.readings import MetricReading, Unavailable
+from scaler.policy.zero import ZeroRule, at_zero, idle_clock, to_zero, zero_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +28,14 @@ class TargetSpec:
     ``policy``: the engine's spec. ``fallback``: the floor for a metric outage, if
     any. ``yield_to_hpa``: an HPA targeting the Deployment makes us stand by; false
     in shadow mode, where nothing is patched and the HPA beside us is the point.
+    ``zero``: the scale-to-zero rule of a target whose minimum is 0 (``policy``'s
+    minimum is then 1: the engine never sees 0).
     """
 
     policy: PolicySpec
     fallback: Fallback | None = None
     yield_to_hpa: bool = True
+    zero: ZeroRule | None = None
 
 
 class StepState(NamedTuple):
@@ -39,6 +43,8 @@ class StepState(NamedTuple):
 
     ``failures``: polls in a row in which no metric could be read.
     ``last_good_poll``: when a metric was last read (``None``: never).
+    ``idle_since``: since when the scale-to-zero metric has read 0 at every poll
+    (``None``: it did not at the last poll, or the target has no such rule).
 
     A named tuple, as ``Seen``: one of each is made at every poll (the simulator
     makes hundreds of thousands), and tuples are built fastest.
@@ -47,6 +53,7 @@ class StepState(NamedTuple):
     history: History = History()
     failures: int = 0
     last_good_poll: float | None = None
+    idle_since: float | None = None
 
 
 class Seen(NamedTuple):
@@ -69,15 +76,18 @@ def step(
 ) -> tuple[Decision, StepState]:
     """Decide at ``now``; return the decision and the new state.
 
-    Order: an HPA conflict, then a pause or a pin, win over the rules; otherwise the
-    engine decides and the fallback floor applies to its hold. Failures are counted
+    Order: an HPA conflict, then a pause or a pin, win over the rules; then, for a
+    target that scales to zero, the rules at 0 (``zero.at_zero``); otherwise the
+    engine decides, the fallback floor applies to its hold, and an idle target at 1
+    may go to 0 (``zero.to_zero``). Failures are counted
     on every poll, overridden or not, so a pause lifted during an outage finds the
     count it would have had.
 
     ``proposals``: passed on to ``decide`` (the simulator's memoized proposals);
     ``unread``: whether no metric could be read this poll, worked out from
     ``seen.observation.readings`` when omitted (a caller passing ``proposals``
-    says it, since the readings are then not given).
+    says it, since the readings are then not given). A target with a ``zero`` rule
+    reads that metric from the readings even then: pass it there.
     """
     observation = seen.observation
     if unread is None:
@@ -87,13 +97,19 @@ def step(
     else:
         failures, last_good = 0, now
     current = observation.spec_replicas
+    zero, idle_since, value = spec.zero, None, None
+    if zero is not None:
+        value = zero_value(zero, observation.readings)
+        idle_since = idle_clock(value, state.idle_since, now)
     override = None
     if seen.conflicting_hpa is not None and spec.yield_to_hpa:
         override = hpa_conflict(seen.conflicting_hpa, current)
     elif seen.annotations:
         override = manual_control(seen.annotations, current)
     if override is not None:
-        return override, StepState(state.history, failures, last_good)
+        return override, StepState(state.history, failures, last_good, idle_since)
+    if zero is not None and current == 0:
+        return at_zero(zero, value), StepState(state.history, failures, last_good, idle_since)
     decision, history = decide(spec.policy, observation, state.history, now, proposals=proposals)
     if spec.fallback is not None and decision.reason is Reason.METRICS_UNAVAILABLE:
         decision = with_fallback(decision, failures=failures, fallback=spec.fallback)
@@ -101,7 +117,9 @@ def step(
             # Remembered like any recommendation: after the outage, the scale-down
             # window holds the fallback count before the rules bring it down.
             history = remember(history, spec.policy.behavior, decision.replicas, now)
-    return decision, StepState(history, failures, last_good)
+    if zero is not None:
+        decision = to_zero(zero, decision, idle_since, now)
+    return decision, StepState(history, failures, last_good, idle_since)
 
 
 def record_scaled(spec: TargetSpec, state: StepState, decision: Decision, now: float) -> StepState:
@@ -111,7 +129,7 @@ def record_scaled(spec: TargetSpec, state: StepState, decision: Decision, now: f
     history = record_scale(
         state.history, spec.policy.behavior, decision.current, decision.replicas, now
     )
-    return StepState(history, state.failures, state.last_good_poll)
+    return StepState(history, state.failures, state.last_good_poll, state.idle_since)
 
 
 def _unread(policy: PolicySpec, readings: Mapping[str, MetricReading]) -> bool:

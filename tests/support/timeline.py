@@ -16,6 +16,7 @@ from scaler.policy import (
     StepState,
     TargetSpec,
     TotalValue,
+    ZeroRule,
     record_scaled,
     step,
 )
@@ -24,8 +25,9 @@ from scaler.policy import (
 class Timeline:
     """Feeds each decision back as the next current count, recording scale events.
 
-    ``fallback`` and ``yield_to_hpa``: the rest of the target's spec, for the
-    overrides; ``at`` takes the Deployment's annotations and a conflicting HPA."""
+    ``fallback``, ``yield_to_hpa`` and ``zero``: the rest of the target's spec, for
+    the overrides and scale to zero; ``at`` takes the Deployment's annotations and a
+    conflicting HPA."""
 
     def __init__(
         self,
@@ -35,9 +37,10 @@ class Timeline:
         history: History | None = None,
         fallback: Fallback | None = None,
         yield_to_hpa: bool = True,
+        zero: ZeroRule | None = None,
     ):
         self.spec = spec
-        self.target = TargetSpec(spec, fallback, yield_to_hpa)
+        self.target = TargetSpec(spec, fallback, yield_to_hpa, zero)
         self.replicas = replicas
         self.state = StepState(history or History())
 
