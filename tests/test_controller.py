@@ -273,7 +273,7 @@ async def test_the_queue_is_read_from_every_router_and_prometheus_covers_a_failu
 
 
 class _Broken(TargetReconciler):
-    async def reconcile(self, now: float) -> None:  # type: ignore[override]
+    async def reconcile(self, now: float, *, trigger: str = "poll") -> None:  # type: ignore[override]
         raise RuntimeError("a bug")
 
 

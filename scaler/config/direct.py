@@ -18,6 +18,12 @@ from scaler.config.bounds import quantity
 from scaler.errors import quote
 
 Quantity = Annotated[float, BeforeValidator(quantity)]
+PUSHED_SERIES = {
+    "scaler_router_queue_depth": "queued",
+    "scaler_router_requests_in_flight": "in_flight",
+}
+"""The router's /metrics series each field of its queue stream's lines reports: a
+stream stands in for a direct read of these only."""
 _DNS_LABEL = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 
 
@@ -50,6 +56,10 @@ class DirectConfig(StrictModel):
     port: int = Field(ge=1, le=65535)
     path: str = Field(default="/metrics", pattern=r"^/")
     series: list[str] = Field(min_length=1)
+    push: bool = Field(
+        default=True,
+        description="with host: hold each router's queue stream open and decide at each change",
+    )
 
     @field_validator("host")
     @classmethod
@@ -70,10 +80,19 @@ class DirectConfig(StrictModel):
             source = (
                 f"the routers directly: every address of {self.host}, http://ADDRESS:{self.port}"
             )
-        return [
+        lines = [
             f"reads {source}{self.path}",
             f"sums {' + '.join(self.series)}; if any cannot be read: the query",
         ]
+        if self.pushed:
+            lines.insert(0, "decides at each queue change the routers push; else polls:")
+        return lines
+
+    @property
+    def pushed(self) -> bool:
+        """Whether the routers' queue stream replaces this read: only routers push,
+        and a stream carries only the queue and in-flight series."""
+        return self.push and self.host is not None and set(self.series) <= PUSHED_SERIES.keys()
 
 
 def _is_ip(host: str) -> bool:

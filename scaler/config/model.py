@@ -103,6 +103,12 @@ class ScalerConfig(StrictModel):
     staleness: float = Field(
         default=10.0, gt=0, le=MAX_STALENESS, description="seconds a sample stays usable"
     )
+    push_min_interval: float = Field(
+        default=0.05,
+        ge=0.01,
+        le=5.0,
+        description="seconds between two decisions a target's pushed queue changes wake",
+    )
     mode: Mode = Mode.ACTIVE
     fallback: FallbackConfig | None = None
     leader_election: LeaderElectionConfig = LeaderElectionConfig()

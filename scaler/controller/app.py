@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from scaler.config import ScalerConfig
 from scaler.config.bounds import listed
 from scaler.controller.loop import FAILING_POLLS, Controller
 from scaler.controller.metrics import ControllerMetrics, build_metrics
+from scaler.controller.push import push_feeds
 from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
@@ -156,11 +158,16 @@ async def serving(
         is_leader: Callable[[], bool] = _always if elector is None else lambda: elector.is_leader
         if elector is None:
             metrics.leader.set(1)
+        feeds = {
+            target.key: push_feeds(target, config, session, metrics) for target in config.targets
+        }
         reconcilers = [
             TargetReconciler(
                 target,
                 config=config,
-                readers=readers_for(target, source=source, metrics=metrics, scraper=scraper),
+                readers=readers_for(
+                    target, source=source, metrics=metrics, scraper=scraper, feeds=feeds[target.key]
+                ),
                 # Utilization over this container's request only, as the HPA's
                 # ContainerResource: a sidecar's request would dilute it.
                 actuator=actuator.with_container(target.container),
@@ -170,7 +177,9 @@ async def serving(
             )
             for target in config.targets
         ]
-        controller = Controller(reconcilers, metrics=metrics)
+        controller = Controller(
+            reconcilers, metrics=metrics, push_min_interval=config.push_min_interval
+        )
         service = Service(config, controller, metrics)
         app = web.Application()
         app.router.add_get("/metrics", make_aiohttp_handler(registry))
@@ -182,6 +191,10 @@ async def serving(
             await _listen(runner, config)
             port = _bound_port(runner)
             service.spawn(controller.run(), "controller-loop")
+            for key, by_metric in feeds.items():
+                for name, feed in by_metric.items():
+                    feed.on_change = functools.partial(controller.wake, key)
+                    service.spawn(feed.run(), f"push-{key}-{name}")
             if elector is not None:
                 service.spawn(elector.run(), "leader-election")
             log.info(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -27,7 +28,13 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class Controller:
-    """Polls each target on its own interval; ``now`` is unix seconds from ``clock``."""
+    """Polls each target on its own interval; ``now`` is unix seconds from ``clock``.
+
+    ``wake`` decides a target now, between polls: its pushed queue changed. Wakes of
+    one target are at least ``push_min_interval`` seconds apart, so a storm of
+    changes costs a bounded number of decisions; a wake while the target decides
+    makes it decide once more afterwards, on what changed meanwhile.
+    """
 
     def __init__(
         self,
@@ -36,39 +43,77 @@ class Controller:
         metrics: ControllerMetrics,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
+        push_min_interval: float = 0.05,
     ) -> None:
         self.targets = list(targets)
         self.metrics = metrics
         self.clock = clock
         self.sleep = sleep
+        self.push_min_interval = push_min_interval
         self.due = dict.fromkeys(range(len(self.targets)), 0.0)
+        self.polled = dict.fromkeys(range(len(self.targets)), 0.0)  # when the poll is due
+        self.pushed = dict.fromkeys(range(len(self.targets)), -math.inf)  # last push decision
+        self.index = {target.target.key: i for i, target in enumerate(self.targets)}
+        self.deciding: set[int] = set()
+        self.again: set[int] = set()  # woken while deciding
+        self.woken = asyncio.Event()
         self.ticks = 0
         self.last_tick: float | None = None
         self.raised = dict.fromkeys(range(len(self.targets)), 0)  # polls in a row that raised
 
+    def wake(self, key: str) -> None:
+        """Decide target ``key`` ("namespace/deployment") as soon as its wakes allow."""
+        index = self.index[key]
+        if index in self.deciding:
+            self.again.add(index)
+        else:
+            self.due[index] = min(self.due[index], self._push_due(index))
+        self.woken.set()
+
+    def _push_due(self, index: int) -> float:
+        return max(self.clock(), self.pushed[index] + self.push_min_interval)
+
     async def tick(self) -> float:
         """Reconcile the targets that are due; return when the next one is due."""
+        self.woken.clear()  # what wakes from here on is seen after this tick
         now = self.clock()  # read once: every target of this tick sees the same time
         due = [i for i, at in self.due.items() if at <= now]
-        with self.metrics.poll_duration.time():
-            results = await asyncio.gather(
-                *(self.targets[i].reconcile(now) for i in due), return_exceptions=True
-            )
-        for index, result in zip(due, results, strict=True):
-            target = self.targets[index]
-            self.due[index] = now + target.poll_interval
-            self.raised[index] = self.raised[index] + 1 if isinstance(result, Exception) else 0
-            if isinstance(result, BaseException):
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-                log.error(
-                    "reconcile failed",
-                    exc_info=result,
-                    extra={FIELDS: {"target": target.target.key}},
+        triggers = ["poll" if self.polled[i] <= now else "push" for i in due]
+        self.deciding.update(due)
+        try:
+            with self.metrics.poll_duration.time():
+                results = await asyncio.gather(
+                    *(
+                        self.targets[i].reconcile(now, trigger=trigger)
+                        for i, trigger in zip(due, triggers, strict=True)
+                    ),
+                    return_exceptions=True,
                 )
+        finally:
+            self.deciding.clear()
+        for index, trigger, result in zip(due, triggers, results, strict=True):
+            self._done(index, trigger, result, now)
         self.ticks += 1
         self.last_tick = now
         return min(self.due.values())
+
+    def _done(self, index: int, trigger: str, result: object, now: float) -> None:
+        target = self.targets[index]
+        self.due[index] = self.polled[index] = now + target.poll_interval
+        if trigger == "push":
+            self.pushed[index] = now
+        if index in self.again:
+            self.again.discard(index)
+            self.due[index] = self._push_due(index)
+        if isinstance(result, BaseException):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            log.error(
+                "reconcile failed", exc_info=result, extra={FIELDS: {"target": target.target.key}}
+            )
+        # A push decision that raised counts as a poll that raised: both say the
+        # target's decisions fail.
+        self.raised[index] = self.raised[index] + 1 if isinstance(result, Exception) else 0
 
     def failing(self) -> list[str]:
         """Targets whose last ``FAILING_POLLS`` polls all raised."""
@@ -82,4 +127,18 @@ class Controller:
         """Tick forever; cancel the task to stop."""
         while True:
             next_due = await self.tick()
-            await self.sleep(max(0.0, next_due - self.clock()))
+            await self._rest(max(0.0, next_due - self.clock()))
+
+    async def _rest(self, seconds: float) -> None:
+        """``sleep(seconds)``, cut short by a ``wake``. The injected sleep decides what
+        a second is (a fake clock's sleep returns at once)."""
+        if seconds <= 0 or self.woken.is_set():
+            return
+        sleeping = asyncio.ensure_future(self.sleep(seconds))
+        woken = asyncio.ensure_future(self.woken.wait())
+        try:
+            await asyncio.wait((sleeping, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeping, woken):
+                task.cancel()
+            await asyncio.gather(sleeping, woken, return_exceptions=True)

@@ -14,6 +14,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from scaler.config import ScalerConfig
 from scaler.policy import Reason
 from scaler.sources.base import FAILURE_KINDS
+from scaler.sources.router_push import PushStale
+
+TRIGGERS = ("push", "poll")
+READ_SOURCES = ("push", "direct", "prometheus")
 
 TARGET = ("namespace", "deployment")
 KUBE_OPERATIONS = ("observe", "scale", "event", "lease", "annotate")
@@ -34,6 +38,9 @@ class ControllerMetrics:
     metric_replicas: Gauge
     decisions: Counter
     decision_reason: Gauge
+    decisions_by_trigger: Counter
+    push_streams: Gauge
+    push_errors: Counter
     scale_operations: Counter
     metric_errors: Counter
     metric_reads: Counter
@@ -94,6 +101,23 @@ def build_metrics(registry: CollectorRegistry, config: ScalerConfig) -> Controll
         decision_reason=gauge(
             "scaler_decision_reason", "1 for the reason of the last decision.", (*TARGET, "reason")
         ),
+        decisions_by_trigger=Counter(
+            "scaler_decisions_by_trigger_total",
+            "Decisions by what started them: a pushed queue change, or the poll.",
+            (*TARGET, "trigger"),
+            registry=registry,
+        ),
+        push_streams=gauge(
+            "scaler_push_streams",
+            "Routers' queue streams live now (one per router of a pushed metric).",
+            (*TARGET, "metric"),
+        ),
+        push_errors=Counter(
+            "scaler_push_errors_total",
+            "Failed or broken routers' queue streams by kind.",
+            (*TARGET, "metric", "kind"),
+            registry=registry,
+        ),
         scale_operations=Counter(
             "scaler_scale_operations_total",
             "Patches of the scale subresource by direction and result.",
@@ -108,7 +132,8 @@ def build_metrics(registry: CollectorRegistry, config: ScalerConfig) -> Controll
         ),
         metric_reads=Counter(
             "scaler_metric_reads_total",
-            "Successful metric reads by source: the proxies directly, or Prometheus.",
+            "Successful metric reads by source: the routers' streams (push), the exporters "
+            "directly, or Prometheus.",
             (*TARGET, "metric", "source"),
             registry=registry,
         ),
@@ -159,6 +184,8 @@ def _precreate(metrics: ControllerMetrics, config: ScalerConfig) -> None:
         metrics.pods_unschedulable.labels(*key).set(0)
         for state in ("ready", "starting"):
             metrics.pods.labels(*key, state)
+        for trigger in TRIGGERS:
+            metrics.decisions_by_trigger.labels(*key, trigger)
         for reason in Reason:
             metrics.decisions.labels(*key, reason.value)
             metrics.decision_reason.labels(*key, reason.value).set(0)
@@ -168,7 +195,11 @@ def _precreate(metrics: ControllerMetrics, config: ScalerConfig) -> None:
         specs = target.to_policy().metrics  # per pod: an AverageValue times the slots
         for metric, spec in zip(target.metrics, specs, strict=True):
             metrics.metric_target.labels(*key, metric.name).set(spec.target)
-            for kind in FAILURE_KINDS:
+            for kind in (*FAILURE_KINDS, PushStale.kind):
                 metrics.metric_errors.labels(*key, metric.name, kind)
-            for source in ("direct", "prometheus"):
+            for source in READ_SOURCES:
                 metrics.metric_reads.labels(*key, metric.name, source)
+            if metric.direct is not None and metric.direct.pushed:
+                metrics.push_streams.labels(*key, metric.name).set(0)
+                for kind in (*FAILURE_KINDS, PushStale.kind):
+                    metrics.push_errors.labels(*key, metric.name, kind)

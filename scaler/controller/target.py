@@ -87,8 +87,9 @@ class TargetReconciler:
     def poll_interval(self) -> float:
         return self.target.poll_interval or self.config.poll_interval
 
-    async def reconcile(self, now: float) -> Decision | None:
-        """One poll at ``now`` (unix seconds). Returns the decision, or None when the
+    async def reconcile(self, now: float, *, trigger: str = "poll") -> Decision | None:
+        """One decision at ``now`` (unix seconds), started by ``trigger`` ("poll", or
+        "push": a router's queue changed). Returns the decision, or None when the
         Deployment could not be read (nothing to decide from)."""
         readings_task = asyncio.gather(*(r.read(now, self.ready_ips) for r in self.readers))
         try:
@@ -114,7 +115,8 @@ class TargetReconciler:
         decision = self._decide(workload, readings, now)
         action = await self._act(decision, workload, now)
         self._export(workload, decision, now)
-        self._log(decision, action)
+        self.metrics.decisions_by_trigger.labels(*self.labels, trigger).inc()
+        self._log(decision, action, trigger)
         return decision
 
     def _decide(
@@ -234,9 +236,10 @@ class TargetReconciler:
             m.last_good_poll.labels(*labels).set(state.last_good_poll)
         m.hpa_conflict.labels(*labels).set(workload.conflicting_hpa is not None)
 
-    def _log(self, decision: Decision, action: str) -> None:
+    def _log(self, decision: Decision, action: str, trigger: str) -> None:
         fields = {
             "target": self.target.key,
+            "trigger": trigger,
             "action": action,
             "replicas": decision.replicas,
             "current": decision.current,

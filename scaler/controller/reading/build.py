@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from scaler.config import MetricConfig, TargetConfig
 from scaler.config.direct import DirectConfig
 from scaler.controller.metrics import ControllerMetrics
+from scaler.controller.push import Pushed, PushFeed
 from scaler.controller.reading.paths import PodProxies, PrometheusPerPod, PrometheusTotal, Routers
 from scaler.controller.reading.seam import Counted, Fallback, MetricLabels, Reader, ReadPath
 from scaler.policy import SourceType
@@ -18,10 +21,12 @@ def readers_for(
     source: MetricSource,
     metrics: ControllerMetrics,
     scraper: ProxyScraper | None = None,
+    feeds: Mapping[str, PushFeed] | None = None,
 ) -> dict[str, Reader]:
     """Each metric's reader, by name, in the target's order: Prometheus; or, for a
     metric with ``direct`` when a ``scraper`` is given, its exporters read directly
-    with Prometheus as the fallback."""
+    with Prometheus as the fallback; and before both, for a metric with a feed in
+    ``feeds`` (by name), the latest values its routers pushed."""
     readers: dict[str, Reader] = {}
     for metric in target.metrics:
         at = MetricLabels(target.key, (target.namespace, target.deployment), metric.name, metrics)
@@ -29,6 +34,9 @@ def readers_for(
         if metric.direct is not None and scraper is not None:
             direct = Counted(_direct(metric.direct, scraper), source="direct", at=at)
             reader = Fallback(direct, reader)
+        if feeds is not None and metric.name in feeds:
+            pushed = Counted(Pushed(feeds[metric.name]), source="push", at=at)
+            reader = Fallback(pushed, reader)
         readers[metric.name] = reader
     return readers
 
