@@ -135,6 +135,7 @@ def _router(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         retry_after=args.retry_after,
         no_pod_wait=args.no_pod_wait,
+        cold_start_wait=args.cold_start_wait,
         drain_timeout=args.drain_timeout,
         **_client_bounds(args),
     )
@@ -206,6 +207,12 @@ def _add_router(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     router.add_argument("--retry-after", type=int, help="seconds sent with a 503 (5)")
     router.add_argument(
         "--no-pod-wait", type=float, help="seconds a request waits while no pod is ready (10)"
+    )
+    router.add_argument(
+        "--cold-start-wait",
+        type=float,
+        help="seconds each request may wait from its arrival while no pod is ready, "
+        "for scale to zero (0: off, --no-pod-wait applies)",
     )
     router.add_argument(
         "--drain-timeout",

@@ -9,7 +9,6 @@ NDJSON and SSE, cancellation, clean errors, no read timeout) holds across both h
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -36,21 +35,15 @@ from scaler.proxy.metrics import CLIENT_CLOSED
 from scaler.proxy.routes import INFERENCE_PATHS, is_management, normal_path, path_label
 from scaler.router.dispatch import Dispatcher, Draining, NoReadyPod, Pod, QueueFull
 from scaler.router.metrics import RouterMetrics, build_metrics
+from scaler.router.requests import BadRequest, json_object, lists_models
 from scaler.router.settings import RouterSettings
+from scaler.router.watch import WATCH_PATH, QueueWatch
 
 log = logging.getLogger("scaler.router")
 
 CONNECT_ATTEMPTS = 3
 """Pods tried for one request that cannot be reached before the client gets a 502.
 A refusal (the slot is another router's) is not a failure and is not counted."""
-
-
-class BadRequest(Exception):
-    """An inference request the router refuses before queueing it."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Router:
@@ -65,7 +58,8 @@ class Router:
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
-        self.metrics: RouterMetrics = build_metrics(registry, dispatcher)
+        self.watch = QueueWatch(dispatcher)
+        self.metrics: RouterMetrics = build_metrics(registry, dispatcher, self.watch)
         self.bodies = BodyBudget(settings.body_memory)
         self._ready = ready
         self._refuse_later: asyncio.TimerHandle | None = None
@@ -87,7 +81,7 @@ class Router:
             async with self.bodies.read(
                 request, limit=bounds.max_body, timeout=bounds.body_timeout
             ) as body:  # read before queueing: sent again on a refusal, never trickling
-                _json_object(body)
+                json_object(body)
                 pod, upstream, bound = await self._bind(request, body)
                 return await self._relay(request, path, (pod, upstream), arrived, bound)
         except BodyRefused as refused:
@@ -136,6 +130,7 @@ class Router:
         ``drain_timeout`` seconds; then those still waiting get the same 503, before
         the kill could reset their connections. Bound requests stream to their end."""
         self.dispatcher.close("this router is stopping")
+        self.watch.close()  # the controller falls back to polling, then another router
         self._refuse_later = asyncio.get_running_loop().call_later(
             self.settings.drain_timeout,
             self.dispatcher.refuse_waiting,
@@ -161,9 +156,9 @@ class Router:
         gives the request back to the head of the queue, for the next free slot.
         """
         failures = 0
-        again = False
+        again, arrived = False, self.dispatcher.now()
         while True:
-            pod = await self.dispatcher.acquire(again=again)
+            pod = await self.dispatcher.acquire(again=again, arrived=arrived)
             bound, again = time.perf_counter(), True
             try:
                 upstream = await open_upstream(
@@ -210,14 +205,16 @@ class Router:
 
     async def _pass(self, request: web.Request, path: str) -> web.StreamResponse:
         session = request.app[SESSION]
-        if is_management(path) and self.settings.management_upstream:
-            url = self.settings.management_upstream
-            session = request.app[FRESH_SESSION]  # long pulls and uploads: nothing pooled
-        else:
-            pod = self.dispatcher.least_busy()
-            if pod is None:
-                return self._done(path, self._busy("no Ollama pod is ready"))
+        writer = self.settings.management_upstream
+        pod = None if writer and is_management(path) else self.dispatcher.least_busy()
+        if pod is not None:
             url = pod.url
+        elif writer and (is_management(path) or lists_models(request.method, path)):
+            # Management always goes to the writer; the model list too while no pod
+            # is ready (scaled to zero), so Open WebUI still shows the models.
+            url, session = writer, request.app[FRESH_SESSION]  # long pulls: not pooled
+        else:
+            return self._done(path, self._busy("no Ollama pod is ready"))
         try:
             response, _ = await forward(
                 request,
@@ -262,16 +259,6 @@ class Router:
         return web.json_response({"status": "ready", "pods": counts})
 
 
-def _json_object(body: bytes) -> None:
-    """Refuse a body that is not a JSON object before it takes a slot."""
-    try:
-        parsed = json.loads(body)
-    except ValueError as error:
-        raise BadRequest(400, f"request body is not valid JSON: {error}") from error
-    if not isinstance(parsed, dict):
-        raise BadRequest(400, f"request body must be a JSON object, not {type(parsed).__name__}")
-
-
 ROUTER = web.AppKey("router", Router)
 Discovery = Callable[[Dispatcher], AbstractAsyncContextManager[Callable[[], bool]]]
 """Feeds a dispatcher the pods' snapshots while entered; gives a ``synced`` predicate."""
@@ -287,6 +274,7 @@ def build_app(
         parallel=settings.parallel,
         max_queue=settings.max_queue,
         no_pod_wait=settings.no_pod_wait,
+        cold_start_wait=settings.cold_start_wait,
         clock=time.monotonic,
         schedule=lambda delay, callback: asyncio.get_running_loop().call_later(delay, callback),
     )
@@ -314,6 +302,7 @@ def build_app(
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", router.healthz)
     app.router.add_get("/readyz", router.readyz)
+    app.router.add_get(WATCH_PATH, router.watch.handle)
     for path in sorted(INFERENCE_PATHS):
         app.router.add_post(path, router.inference)
     app.router.add_route("*", "/{tail:.*}", router.passthrough)

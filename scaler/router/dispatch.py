@@ -14,56 +14,29 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from scaler.errors import ScalerError
 from scaler.router.endpoints import Endpoint, EndpointState, Snapshot
+from scaler.router.waiting import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
+    Draining,
+    NoPodRule,
+    NoReadyPod,
+    Pod,
+    QueueFull,
+    Schedule,
+    Waiter,
+)
 
-BACKOFF_FIRST = 0.02
-BACKOFF_MAX = 1.0
-"""Seconds a pod is passed over after it refused (its slot taken by another router) or
-could not be reached; doubled at each consecutive failure, reset by a success."""
-
-
-class QueueFull(ScalerError):
-    """The shared queue already holds ``max_queue`` requests."""
-
-
-class Draining(ScalerError):
-    """The router is stopping: a request that would wait is refused at once."""
-
-
-class NoReadyPod(ScalerError):
-    """No Ollama pod has been ready for ``no_pod_wait`` seconds."""
-
-
-@dataclass(slots=True, eq=False)
-class Pod:
-    """One pod as the dispatcher tracks it. ``active``: our requests it holds."""
-
-    key: str
-    url: str
-    state: EndpointState
-    active: int = 0
-    present: bool = True  # in the latest snapshot
-    blocked_until: float = 0.0
-    backoff: float = 0.0
-
-    @property
-    def takes_new(self) -> bool:
-        return self.present and self.state is EndpointState.READY
-
-
-Schedule = Callable[[float, Callable[[], None]], object]
-"""Run a callback after so many seconds (``loop.call_later`` in production)."""
+__all__ = ["BACKOFF_FIRST", "Dispatcher", "Draining", "NoReadyPod", "Pod", "QueueFull"]
 
 
 class Dispatcher:
     """The shared queue and the pods' slots; all methods run on the event loop.
 
-    ``clock``: monotonic seconds. ``no_pod_wait``: seconds a request may wait while no
-    pod is ready at all (a readiness flap, a restart) before it gets a 503; once no pod
-    has been ready for that long, arrivals are refused at once instead of hanging.
+    ``clock``: monotonic seconds. ``no_pod_wait``, ``cold_start_wait``: how long a
+    request may wait while no pod is ready at all (``NoPodRule``). ``listeners`` are
+    called after every change of (``queued``, ``in_flight``).
     """
 
     def __init__(
@@ -74,17 +47,21 @@ class Dispatcher:
         no_pod_wait: float,
         clock: Callable[[], float],
         schedule: Schedule,
+        cold_start_wait: float = 0.0,
     ) -> None:
         self.parallel = parallel
         self.max_queue = max_queue
-        self.no_pod_wait = no_pod_wait
+        self.no_pod = NoPodRule(no_pod_wait, cold_start_wait)
         self._clock = clock
         self._schedule = schedule
         self.pods: dict[str, Pod] = {}
-        self._queue: deque[asyncio.Future[Pod]] = deque()
+        self.listeners: list[Callable[[], None]] = []
+        self._queue: deque[Waiter] = deque()
+        self._in_flight = 0
+        self._reported = (0, 0)  # (queued, in_flight) the listeners last heard of
         self._no_ready_since: float | None = clock()
         self._wakeup_at: float | None = None
-        self._give_up_armed_for: float | None = None  # the _no_ready_since it is armed for
+        self._give_up_at: float | None = None  # the earliest give-up check scheduled
         self._retired: list[Pod] = []  # replaced under a reused name, still holding requests
         self._closed: str | None = None  # why no new request may wait (close())
         self._refusing = False  # nothing may wait any more, admitted or not (refuse_waiting())
@@ -97,9 +74,16 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return sum(pod.active for pod in self.pods.values()) + sum(
-            pod.active for pod in self._retired
-        )
+        return self._in_flight
+
+    def _changed(self) -> None:
+        """Tell the listeners, if (queued, in_flight) moved since they last heard: a
+        tuple compare per event, so a thousand changes a second cost little."""
+        state = (len(self._queue), self._in_flight)
+        if state != self._reported:
+            self._reported = state
+            for listener in self.listeners:
+                listener()
 
     def pods_by_state(self) -> dict[EndpointState, int]:
         counts = dict.fromkeys(EndpointState, 0)
@@ -122,6 +106,7 @@ class Dispatcher:
             self._merge(endpoint, self.pods.get(key))
         self._note_readiness()
         self._dispatch()
+        self._changed()
 
     def _merge(self, endpoint: Endpoint, pod: Pod | None) -> None:
         if pod is None or pod.url != endpoint.url:  # a new pod (or a reused name)
@@ -139,65 +124,85 @@ class Dispatcher:
         elif self._no_ready_since is None:
             self._no_ready_since = self._clock()
             if self._queue:
-                self._arm_give_up()
+                since = self._no_ready_since
+                self._arm_give_up(self.no_pod.gives_up_at(since, since))
 
-    def _arm_give_up(self) -> None:
-        since = self._no_ready_since
-        if since is None or self._give_up_armed_for == since:
-            return
-        self._give_up_armed_for = since
-        self._schedule(max(0.0, since + self.no_pod_wait - self._clock()), self._give_up_if_no_pod)
+    def _arm_give_up(self, when: float) -> None:
+        if self._give_up_at is not None and self._give_up_at <= when:
+            return  # an earlier check will look again
+        self._give_up_at = when
+        self._schedule(max(0.0, when - self._clock()), self._give_up_if_no_pod)
 
     def _give_up_if_no_pod(self) -> None:
+        self._give_up_at = None
         since = self._no_ready_since
-        if since is None or self._clock() - since < self.no_pod_wait:
+        if since is None:
             return
-        while self._queue:
-            waiter = self._queue.popleft()
-            if not waiter.done():
-                waiter.set_exception(NoReadyPod(self._no_pod_message()))
-
-    def _no_pod_message(self) -> str:
-        return f"no Ollama pod is ready (none for {self.no_pod_wait:g} s)"
+        now, kept = self._clock(), deque[Waiter]()
+        for waiter in self._queue:
+            if self.no_pod.gives_up_at(waiter.arrived, since) > now:
+                kept.append(waiter)
+            elif not waiter.future.done():
+                waiter.future.set_exception(NoReadyPod(self.no_pod.message()))
+        self._queue = kept
+        if kept:
+            self._arm_give_up(
+                min(self.no_pod.gives_up_at(waiter.arrived, since) for waiter in kept)
+            )
+        self._changed()
 
     # -- requests ---------------------------------------------------------------------
 
-    async def acquire(self, *, again: bool = False) -> Pod:
+    def now(self) -> float:
+        return self._clock()
+
+    async def acquire(self, *, again: bool = False, arrived: float | None = None) -> Pod:
         """A pod with a free slot for one request, waiting in the queue for it.
 
         ``again``: the request was already admitted and is back (its pod refused it or
         could not be reached): it goes to the head of the queue and is not counted
-        against ``max_queue``. Raises QueueFull or NoReadyPod at once, NoReadyPod also
-        after ``no_pod_wait`` seconds without any ready pod; Draining once ``close``d
-        if no slot is free (a request back ``again`` still queues: it was admitted),
-        and once ``refuse_waiting`` for everything, waiting or not.
+        against ``max_queue``. ``arrived``: when it first asked (``now()``; default
+        now). Raises QueueFull or NoReadyPod at once, NoReadyPod also when ``NoPodRule``
+        says so; Draining once ``close``d if no slot is free (a request
+        back ``again`` still queues: it was admitted), and once ``refuse_waiting`` for
+        everything, waiting or not.
         """
+        now = self._clock()
         if not self._queue:
-            pod = self._free_pod(self._clock())
+            pod = self._free_pod(now)
             if pod is not None:
-                pod.active += 1
+                self._bind(pod)
+                self._changed()
                 return pod
+        waiter = self._admit(again, now if arrived is None else arrived, now)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.release(future.result())  # bound as we were cancelled: pass it on
+            else:
+                self._forget(waiter)
+            raise
+
+    def _admit(self, again: bool, arrived: float, now: float) -> Waiter:
+        """Queue a request that found no free slot, or raise why it may not wait."""
         if self._closed is not None and (not again or self._refusing):
             raise Draining(self._closed)
         since = self._no_ready_since
-        if since is not None and self._clock() - since >= self.no_pod_wait:
-            raise NoReadyPod(self._no_pod_message())
+        if since is not None and self.no_pod.refuses_at_once(now, since):
+            raise NoReadyPod(self.no_pod.message())
         if not again and len(self._queue) >= self.max_queue:
             raise QueueFull(f"the queue of {self.max_queue} requests is full")
-        waiter: asyncio.Future[Pod] = asyncio.get_running_loop().create_future()
-        self._arm_give_up()
+        waiter = Waiter(asyncio.get_running_loop().create_future(), arrived)
+        if since is not None:
+            self._arm_give_up(self.no_pod.gives_up_at(waiter.arrived, since))
         if again:
             self._queue.appendleft(waiter)
         else:
             self._queue.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.release(waiter.result())  # bound as we were cancelled: pass it on
-            else:
-                self._forget(waiter)
-            raise
+        self._changed()
+        return waiter
 
     def close(self, reason: str) -> None:
         """The router is stopping: a new request that finds no free slot at once gets
@@ -213,29 +218,41 @@ class Dispatcher:
         self._refusing = True
         while self._queue:
             waiter = self._queue.popleft()
-            if not waiter.done():
-                waiter.set_exception(Draining(reason))
+            if not waiter.future.done():
+                waiter.future.set_exception(Draining(reason))
+        self._changed()
 
-    def _forget(self, waiter: asyncio.Future[Pod]) -> None:
+    def _forget(self, waiter: Waiter) -> None:
         with contextlib.suppress(ValueError):  # already taken off by a dispatch or give-up
             self._queue.remove(waiter)
+        self._changed()
+
+    def _bind(self, pod: Pod) -> None:
+        pod.active += 1
+        self._in_flight += 1
+
+    def _unbind(self, pod: Pod) -> None:
+        pod.active -= 1
+        self._in_flight -= 1
 
     def release(self, pod: Pod) -> None:
         """One of our requests on ``pod`` ended (answered, failed or cancelled)."""
-        pod.active -= 1
+        self._unbind(pod)
         pod.backoff = 0.0
         pod.blocked_until = 0.0  # the slot we held is free now, as far as we know
         self._forget_if_done(pod)
         self._dispatch()
+        self._changed()
 
     def refused(self, pod: Pod) -> None:
         """``pod`` turned our request away before Ollama saw it (its slot is taken by
         another router, or it cannot be reached): pass it over for a while."""
-        pod.active -= 1
+        self._unbind(pod)
         pod.backoff = min(BACKOFF_MAX, pod.backoff * 2 or BACKOFF_FIRST)
         pod.blocked_until = self._clock() + pod.backoff
         self._forget_if_done(pod)
         self._wake_at(pod.blocked_until)
+        self._changed()
 
     def _forget_if_done(self, pod: Pod) -> None:
         if pod.present or pod.active:
@@ -254,6 +271,7 @@ class Dispatcher:
     def _wake(self) -> None:
         self._wakeup_at = None
         self._dispatch()
+        self._changed()
         blocked = [p.blocked_until for p in self.pods.values() if p.blocked_until > self._clock()]
         if self._queue and blocked:
             self._wake_at(min(blocked))
@@ -281,7 +299,7 @@ class Dispatcher:
             if pod is None:
                 return
             waiter = self._queue.popleft()
-            if waiter.done():
+            if waiter.future.done():
                 continue
-            pod.active += 1
-            waiter.set_result(pod)
+            self._bind(pod)
+            waiter.future.set_result(pod)

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from scaler.proxy.routes import INFERENCE_PATHS
 from scaler.router.dispatch import Dispatcher
+from scaler.router.watch import QueueWatch
 
 REJECT_REASONS = ("queue_full", "no_ready_pod", "bad_request", "draining")
 REDISPATCH_REASONS = ("slot_taken", "draining", "connect_failed")
@@ -59,7 +60,9 @@ class _PodCollector(Collector):
         yield by_state
 
 
-def build_metrics(registry: CollectorRegistry, dispatcher: Dispatcher) -> RouterMetrics:
+def build_metrics(
+    registry: CollectorRegistry, dispatcher: Dispatcher, watch: QueueWatch
+) -> RouterMetrics:
     """Create the metrics on ``registry``; the gauges read ``dispatcher`` live."""
     Gauge(
         "scaler_router_queue_depth",
@@ -71,6 +74,11 @@ def build_metrics(registry: CollectorRegistry, dispatcher: Dispatcher) -> Router
         "Requests this router has bound to a pod's slot and not finished.",
         registry=registry,
     ).set_function(lambda: dispatcher.in_flight)
+    Gauge(
+        "scaler_router_queue_subscribers",
+        "Open queue streams (GET /scaler/v1/queue/watch), the controllers' push.",
+        registry=registry,
+    ).set_function(lambda: watch.subscribers)
     Gauge("scaler_router_slots", "Slots per pod (--parallel).", registry=registry).set(
         dispatcher.parallel
     )

@@ -47,6 +47,13 @@ class RouterSettings(ClientBounds):
     no_pod_wait: float = Field(
         default=10.0, ge=0, le=3600, description="seconds a request waits while no pod is ready"
     )
+    cold_start_wait: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="seconds each request may wait from its arrival while no pod is ready "
+        "(scale to zero: held while a pod starts); 0: --no-pod-wait applies",
+    )
     drain_timeout: float = Field(
         default=240.0,
         ge=0,
