@@ -22,6 +22,7 @@ import pytest
 from scaler.proxy.admission import Admission
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
 from tests.support.router_process import _free_port, _wait_ready
+from tests.support.waits import wait_until
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
@@ -86,14 +87,6 @@ def _stream_in_thread(url: str, lines: list[dict[str, object]]) -> threading.Thr
     return thread
 
 
-def _wait_for(predicate: object, timeout: float = 10.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def slow_fake() -> Iterator[RunningFakeOllama]:
     with running_fake_ollama(tokens=30, tokens_per_second=30.0) as fake:  # ~1 s answers
@@ -106,10 +99,10 @@ def test_sigterm_refuses_new_requests_finishes_the_answer_then_exits(
     with proxy_process(slow_fake.url, tmp_path / "proxy.log", drain_timeout=30) as (url, process):
         lines: list[dict[str, object]] = []
         streaming = _stream_in_thread(url, lines)
-        _wait_for(lambda: slow_fake.stats().active == 1)
+        wait_until(lambda: slow_fake.stats().active == 1)
         process.send_signal(signal.SIGTERM)
         with httpx.Client(timeout=5, trust_env=False) as http:
-            _wait_for(lambda: http.get(f"{url}/readyz").status_code == 503)
+            wait_until(lambda: http.get(f"{url}/readyz").status_code == 503)
             refused = http.post(f"{url}/api/chat", json=CHAT)
             assert refused.status_code == 503
             assert refused.headers["X-Scaler-Busy"] == "draining"
@@ -134,7 +127,7 @@ def test_an_idle_proxy_exits_at_once_and_a_stuck_one_after_its_drain_timeout(
     with proxy_process(slow_fake.url, tmp_path / "stuck.log", drain_timeout=0.5) as (url, process):
         lines: list[dict[str, object]] = []
         streaming = _stream_in_thread(url, lines)
-        _wait_for(lambda: slow_fake.stats().active == 1)
+        wait_until(lambda: slow_fake.stats().active == 1)
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0  # 0.5 s drain, then at most AFTER_DRAIN_TIMEOUT
         streaming.join(10)

@@ -29,6 +29,7 @@ from scaler.sources.proxies import ProxyScraper
 from tests.support.drain_rig import NS, Stack, replicaset_victims, running_stack
 from tests.support.fake_kube import Cluster, running_cluster
 from tests.support.fakes import FakeSource
+from tests.support.waits import until
 
 PARALLEL = 4
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
@@ -115,15 +116,6 @@ def _costs(kube: Cluster) -> dict[str, str]:
     }
 
 
-async def _wait(condition: object, timeout: float = 20.0) -> None:
-    assert callable(condition)
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 def _assert_everything_idle(stack: Stack) -> None:
     dispatcher = stack.router.dispatcher
     assert (dispatcher.queued, dispatcher.in_flight) == (0, 0)
@@ -152,7 +144,7 @@ async def test_ten_answers_on_six_pods_a_scale_down_to_three_removes_the_idle_po
         # first if nothing told it otherwise.
         stack.show(dict.fromkeys([3, 4, 5], EndpointState.READY))
         answers = [asyncio.create_task(_chat(http, stack.url)) for _ in range(10)]
-        await _wait(lambda: stack.router.dispatcher.in_flight == 10)
+        await until(lambda: stack.router.dispatcher.in_flight == 10)
         stack.show(stack.ready_states())
         controller = Controller(stack, session)
         assert (await controller.poll(after=0, queue=10)).replicas == 6  # stabilizing
@@ -198,6 +190,7 @@ async def test_soak_2000_streams_across_scale_ups_and_downs_lose_no_answer(
         for _ in range(200):  # bounded: the traffic ends long before
             if traffic.done():
                 break
+            # Pacing, not ordering: the scale steps land at random points of the traffic.
             await asyncio.sleep(0.05)
             if len(stack.live) > 2:
                 keep = rng.randint(2, len(stack.live) - 1)
@@ -216,7 +209,7 @@ async def test_soak_2000_streams_across_scale_ups_and_downs_lose_no_answer(
         assert cut == []
         assert downs >= 3 and ups >= 3, (downs, ups)
         assert sum(stack.held_at_sigterm) > 0  # busy pods were drained too, not just idle
-        await _wait(lambda: stack.router.dispatcher.in_flight == 0)
+        await until(lambda: stack.router.dispatcher.in_flight == 0)
         _assert_everything_idle(stack)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from scaler.policy import PAUSE_ANNOTATION
 from tests.support.fake_kube import Cluster, running_cluster
 from tests.support.fake_kube_objects import MICRO_TIME
 from tests.support.fakes import FakeClock
+from tests.support.waits import until
 
 SCALE = r"/deployments/ollama/scale$"
 
@@ -42,15 +43,6 @@ def _replicas(kube: Cluster) -> int:
 def _version(kube: Cluster) -> str:
     version: str = kube.fake.get("deployments", "ml", "ollama")["metadata"]["resourceVersion"]
     return version
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the fake's requests arrive: poll, at most ~2 s."""
-    for _ in range(400):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    pytest.fail("the condition never held")
 
 
 # --- observe -----------------------------------------------------------------------------
@@ -231,7 +223,7 @@ async def test_the_hpas_are_listed_while_the_deployment_is_read(
 ) -> None:
     held = kube.fake.delay("GET", r"/deployments/ollama$")  # until released
     observing = asyncio.create_task(actuator.observe("ml", "ollama"))
-    await _until(lambda: bool(kube.fake.calls("GET", "/horizontalpodautoscalers$")))
+    await until(lambda: bool(kube.fake.calls("GET", "/horizontalpodautoscalers$")))
     assert kube.fake.max_in_flight == 2
     assert kube.fake.calls("GET", "/pods$") == []  # the pods need the Deployment's selector
     held.set()
@@ -366,7 +358,7 @@ async def test_a_cancelled_observe_does_not_cancel_the_shared_hpa_list(
     held = kube.fake.delay("GET", "/horizontalpodautoscalers$")
     first = asyncio.create_task(cached.observe("ml", "llama"))
     second = asyncio.create_task(cached.observe("ml", "mistral"))
-    await _until(lambda: len(kube.fake.calls("GET", "/pods$")) == 2)  # both wait for the HPAs
+    await until(lambda: len(kube.fake.calls("GET", "/pods$")) == 2)  # both wait for the HPAs
     first.cancel()
     held.set()
     assert (await second).conflicting_hpa is None

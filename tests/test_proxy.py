@@ -23,6 +23,7 @@ from scaler.proxy.app import PROXY, Proxy, build_app
 from scaler.proxy.settings import ProxySettings
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
 from tests.support.threaded_server import serve_in_thread
+from tests.support.waits import until, wait_until
 
 MODEL = "llama3.2"
 GENERATE = {"model": MODEL, "prompt": "why is the sky blue?"}  # an empty prompt only loads
@@ -39,30 +40,20 @@ class Rig:
         value = self.registry.get_sample_value(name, labels)
         return 0.0 if value is None else value
 
-    def settled_sample(self, name: str, timeout: float = 5.0, **labels: str) -> float:
+    def settled_sample(self, name: str, **labels: str) -> float:
         """A counter once the proxy has finished its requests: the client can read a
         response's last byte before the handler that sent it records the request."""
-        self.wait_idle(timeout)
-        deadline = time.monotonic() + timeout
-        value = self.sample(name, **labels)
-        while value == 0.0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-            value = self.sample(name, **labels)
-        return value
+        self.wait_idle()
+        return wait_until(lambda: self.sample(name, **labels), what=f"{name} {labels}")
 
-    def wait_idle(self, timeout: float = 5.0) -> None:
+    def wait_idle(self) -> None:
         """Until the proxy holds and queues nothing and the fake holds no slot."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            stats = self.fake.stats()
-            admission = self.proxy.admission
-            if (admission.active, admission.queued, stats.active, stats.waiting) == (0, 0, 0, 0):
-                return
-            time.sleep(0.01)
-        raise AssertionError(
-            f"not idle: proxy {self.proxy.admission.active}/{self.proxy.admission.queued}, "
-            f"fake {self.fake.stats()}"
-        )
+
+        def idle() -> bool:
+            stats, admission = self.fake.stats(), self.proxy.admission
+            return (admission.active, admission.queued, stats.active, stats.waiting) == (0,) * 4
+
+        wait_until(idle, what="the proxy and the fake going idle")
 
 
 @pytest.fixture
@@ -146,13 +137,10 @@ def test_nothing_reaches_the_client_before_the_first_token(rig: Rig) -> None:
     assert json.loads(lines[-1])["done"] is True
 
 
-def _wait_held(rig: Rig, count: int, timeout: float = 10.0) -> None:
+def _wait_held(rig: Rig, count: int) -> None:
     """Until the proxy holds ``count`` requests (running plus queued)."""
-    deadline = time.monotonic() + timeout
     admission = rig.proxy.admission
-    while admission.active + admission.queued != count:
-        assert time.monotonic() < deadline, f"held {admission.active + admission.queued}"
-        time.sleep(0.005)
+    wait_until(lambda: admission.active + admission.queued == count, what=f"{count} held")
 
 
 @pytest.mark.parametrize(
@@ -199,12 +187,12 @@ def test_a_full_queue_answers_503_as_the_client_sees_it(rig: Rig) -> None:
 async def test_a_client_that_leaves_while_queued_leaves_the_queue(rig: Rig) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
         running = asyncio.create_task(http.post(f"{rig.url}/api/chat", json=_chat(False)))
-        await asyncio.sleep(0.1)
+        await until(lambda: rig.proxy.admission.active == 1)  # it holds the slot
         queued = asyncio.create_task(http.post(f"{rig.url}/api/chat", json=_chat(False)))
-        await _until(lambda: rig.proxy.admission.queued == 1)
+        await until(lambda: rig.proxy.admission.queued == 1)
         queued.cancel()
         await asyncio.gather(queued, return_exceptions=True)
-        await _until(lambda: rig.proxy.admission.queued == 0)
+        await until(lambda: rig.proxy.admission.queued == 0)
         assert (await running).status_code == 200
     rig.wait_idle()
     assert rig.fake.stats().served == 1  # the one that left never reached Ollama
@@ -218,7 +206,7 @@ async def test_a_client_that_leaves_while_running_frees_ollamas_slot(rig: Rig) -
     ):
         async for _ in r.aiter_lines():
             break  # one token, then hang up
-    await _until(lambda: rig.fake.stats().cancelled == 1)
+    await until(lambda: rig.fake.stats().cancelled == 1)
     rig.wait_idle()
 
 
@@ -228,10 +216,10 @@ async def test_a_client_that_leaves_before_the_first_token_frees_ollamas_slot(ri
         assert (await http.post(f"{rig.url}/api/chat", json=_chat(False))).status_code == 200
         rig.fake.configure(prefill=60.0)  # Ollama silent in a long prefill
         waiting = asyncio.create_task(http.post(f"{rig.url}/api/generate", json=GENERATE))
-        await _until(lambda: rig.fake.stats().active == 1)
+        await until(lambda: rig.fake.stats().active == 1)
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
-    await _until(lambda: rig.fake.stats().cancelled == 1)  # it saw the connection close
+    await until(lambda: rig.fake.stats().cancelled == 1)  # it saw the connection close
     rig.wait_idle()
 
 
@@ -305,13 +293,3 @@ def test_ready_only_once_the_model_is_loaded(rig: Rig) -> None:
             client.generate(model=MODEL, prompt="")  # loads it
         assert http.get(f"{rig.url}/readyz").status_code == 200
         assert http.get(f"{rig.url}/healthz").status_code == 200
-
-
-async def _until(check: object, timeout: float = 5.0) -> None:
-    assert callable(check)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("timed out")

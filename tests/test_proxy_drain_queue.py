@@ -11,7 +11,8 @@ import aiohttp
 from scaler.proxy.forward import BUSY_HEADER
 from scaler.proxy.settings import ProxySettings
 from tests.support.fake_ollama import running_fake_ollama
-from tests.support.proxy_in_loop import proxy_in_loop, until
+from tests.support.proxy_in_loop import proxy_in_loop
+from tests.support.waits import until
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

@@ -19,7 +19,8 @@ from scaler.proxy.routes import normal_path
 from scaler.proxy.settings import ProxySettings
 from tests.support.counting_upstream import ANSWER, CountingUpstream
 from tests.support.fake_ollama import running_fake_ollama
-from tests.support.proxy_in_loop import proxy_in_loop, until
+from tests.support.proxy_in_loop import proxy_in_loop
+from tests.support.waits import until
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

@@ -16,17 +16,14 @@ from aiohttp import web
 from scaler.proxy.settings import ProxySettings
 from tests.support.counting_upstream import ANSWER, CountingUpstream
 from tests.support.proxy_in_loop import proxy_in_loop
+from tests.support.waits import until
 
 CHAT = json.dumps({"model": "llama3.2", "messages": [], "stream": False}).encode()
 
 
 async def heads_parsed(server: web.Server, count: int) -> None:
     """Until aiohttp has parsed ``count`` request heads (bounded)."""
-    for _ in range(500):
-        if server.requests_count >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{server.requests_count} heads parsed, not {count}")
+    await until(lambda: server.requests_count >= count, what=f"{count} heads parsed")
 
 
 def head(path: str, length: int) -> bytes:
@@ -131,11 +128,7 @@ async def test_bodies_held_at_once_are_bounded_by_body_memory_and_a_refusal_is_b
         )
         slow.close()
         await slow.wait_closed()
-        for _ in range(500):  # its request ends: its bytes are given back
-            if served.proxy.bodies.held == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert served.proxy.bodies.held == 0
+        await until(lambda: served.proxy.bodies.held == 0)  # its request ends: bytes back
         chat = head("/api/chat", len(CHAT)).replace(b"Host: x", b"Host: x\r\nConnection: close")
         assert await exchange(served.port, chat + CHAT) == (200, ANSWER)
     assert [seen.size for seen in upstream.seen] == [len(big), len(CHAT)]

@@ -15,6 +15,7 @@ from scaler.proxy.settings import ProxySettings
 from tests.support.fake_ollama import running_fake_ollama
 from tests.support.soak_traffic import KINDS, send_one
 from tests.support.threaded_server import serve_in_thread
+from tests.support.waits import until
 
 REQUESTS = 10_000
 CONCURRENCY = 48
@@ -47,12 +48,12 @@ async def test_ten_thousand_mixed_requests_leave_nothing_behind() -> None:
                 ]
                 await asyncio.gather(*(run(i, k, g) for i, (k, g) in enumerate(plan)))
 
-            deadline = asyncio.get_running_loop().time() + 10
-            while asyncio.get_running_loop().time() < deadline:
-                stats = fake.stats()
-                if (proxy.admission.active, proxy.admission.queued, stats.active) == (0, 0, 0):
-                    break
-                await asyncio.sleep(0.05)
+            await until(
+                lambda: (
+                    (proxy.admission.active, proxy.admission.queued, fake.stats().active)
+                    == (0, 0, 0)
+                )
+            )
             stats = fake.stats()
     assert sum(outcomes.values()) == REQUESTS
     assert (proxy.admission.active, proxy.admission.queued) == (0, 0)

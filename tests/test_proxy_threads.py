@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import httpx
 import ollama
@@ -17,6 +16,7 @@ from scaler.proxy.threads import pin_threads
 from scaler.quantity import parse_quantity
 from tests.support.fake_ollama import LoggedRequest, RunningFakeOllama, running_fake_ollama
 from tests.support.threaded_server import serve_in_thread
+from tests.support.waits import wait_until
 from tests.test_manifests_router import BUILDS, container, proxy_args
 
 MODEL = "llama3.2"
@@ -96,9 +96,7 @@ def test_the_ready_model_is_reloaded_with_the_pods_threads() -> None:
         with serve_in_thread(app, handler_cancellation=True) as url, ollama.Client(host=url) as c:
             c.generate(model=MODEL, prompt="warm")
             c.generate(model="all-minilm", prompt="evicts the ready model")
-            deadline = time.monotonic() + 10
-            while not _reloads(fake) and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda: _reloads(fake), what="the proxy's reload")
     assert _reloads(fake) and all(r.body["options"] == {"num_thread": 3} for r in _reloads(fake))
 
 

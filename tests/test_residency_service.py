@@ -23,6 +23,7 @@ from scaler.proxy.app import PROXY, Proxy, build_app
 from scaler.proxy.settings import ProxySettings
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
 from tests.support.threaded_server import ThreadedServer
+from tests.support.waits import wait_until
 
 READY = "llama3.2:latest"
 OTHER = "gemma3:1b"
@@ -113,28 +114,24 @@ def _wait_resident(pods: list[Pod], since: float) -> float:
     """Seconds after ``since`` at which every pod has the ready model loaded again;
     returns once each proxy has also counted its reload (the fake marks the model
     loaded a moment before its answer reaches the proxy)."""
-    while not all(list(p.fake.loaded()) == [READY] for p in pods):
-        if time.monotonic() - since > 10.0:
-            raise AssertionError(f"not resident: {[p.fake.loaded() for p in pods]}")
-        time.sleep(0.005)
+    wait_until(lambda: all(list(p.fake.loaded()) == [READY] for p in pods), what="residency")
     took = time.monotonic() - since
-    deadline = time.monotonic() + 5.0
-    while any(p.reloads("ok") < 1 for p in pods) and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(lambda: all(p.reloads("ok") >= 1 for p in pods), what="the reloads counted")
     return took
 
 
 def test_a_second_model_on_every_pod_never_empties_the_service() -> None:
     """Issue 12's done-means: a second model is requested on every pod at once."""
     with pods(3) as all_pods, ReadinessPoller([p.url for p in all_pods]) as poller:
-        time.sleep(0.05)  # a few rounds before, all ready
+        wait_until(lambda: len(poller.rounds) >= 3)  # a few rounds before, all ready
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             answers = list(pool.map(lambda p: _chat(p.url, OTHER), all_pods))
         ended = time.monotonic()
         assert [a.status_code for a in answers] == [200] * 3
         assert [list(p.fake.loaded()) for p in all_pods] == [[OTHER]] * 3  # all evicted
         took = _wait_resident(all_pods, ended)
-        time.sleep(0.05)  # and a few rounds after
+        after = len(poller.rounds)
+        wait_until(lambda: len(poller.rounds) >= after + 3)  # and a few rounds after
     assert took < BOUND, f"resident again after {took:.2f} s"
     assert len(poller.rounds) > 20
     assert all(min(r) == 200 for r in poller.rounds), "a pod left the Service"
@@ -168,6 +165,8 @@ def test_a_draining_proxy_loads_nothing_more() -> None:
     with pods(1) as (pod,):
         pod.server.call(pod.proxy.drain)
         assert _chat(pod.fake.url, OTHER).status_code == 200  # evicts, past the proxy
-        time.sleep(0.2 + RELOAD_AFTER + LOAD_DELAY + 0.3)  # a check, the wait, a load
+        # Nothing may happen, so there is no state to wait for: give a reload the time it
+        # would take (a check, the wait, a load), then look.
+        time.sleep(0.2 + RELOAD_AFTER + LOAD_DELAY + 0.3)
         assert list(pod.fake.loaded()) == [OTHER]
         assert pod.reloads("ok") + pod.reloads("error") == 0

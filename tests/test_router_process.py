@@ -24,6 +24,7 @@ import pytest
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
 from tests.support.fake_ollama import running_fake_ollama
+from tests.support.waits import wait_until
 
 MODEL = "llama3.2"
 
@@ -123,11 +124,11 @@ def test_sigterm_finishes_the_stream_serves_the_queue_within_the_drain_timeout_t
 
         threads = [threading.Thread(target=chat, args=(name,)) for name in ("first", "second")]
         threads[0].start()
-        _wait(lambda: fake.stats().active == 1)
+        wait_until(lambda: fake.stats().active == 1)
         threads[1].start()
-        _wait(lambda: _metric(url, "scaler_router_queue_depth") == 1)
+        wait_until(lambda: _metric(url, "scaler_router_queue_depth") == 1)
         child.send_signal(signal.SIGTERM)  # one streaming, one queued
-        _wait(lambda: _refused(url))  # stops listening at once
+        wait_until(lambda: _refused(url))  # stops listening at once
         for thread in threads:
             thread.join(15)
         assert child.wait(15) == 0
@@ -149,15 +150,6 @@ def _refused(url: str) -> bool:
     except httpx.ConnectError:
         return True
     return False
-
-
-def _wait(predicate: object, timeout: float = 10.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 async def test_the_router_finds_pods_through_endpointslices_and_follows_them(

@@ -26,6 +26,7 @@ from tests.support.fake_kube import FakeKube
 from tests.support.prometheus_server import PrometheusServer
 from tests.support.proxy_stand_ins import stand_ins
 from tests.support.router_stand_ins import ROUTER_SERIES, router_stand_ins
+from tests.support.waits import until
 
 SCALE = r"/namespaces/{ns}/deployments/ollama/scale$"
 
@@ -75,16 +76,6 @@ def _config(prometheus: str, namespace: str, **top: Any) -> dict[str, Any]:
     return data
 
 
-async def _until(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 @pytest.fixture
 async def kube(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKube]:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
@@ -125,7 +116,7 @@ async def test_a_queue_step_in_the_exporter_becomes_a_patch_and_metrics(
         aiohttp.ClientSession() as http,
     ):
         base = f"http://127.0.0.1:{port}"
-        await _until(lambda: service.controller.ticks >= 2, what="two ticks")
+        await until(lambda: service.controller.ticks >= 2, what="two ticks")
         async with http.get(f"{base}/readyz") as response:
             assert response.status == 200
         async with http.get(f"{base}/healthz") as response:
@@ -135,10 +126,10 @@ async def test_a_queue_step_in_the_exporter_becomes_a_patch_and_metrics(
         exporter.set_in_flight("ollama-0", 1, namespace=ns)
         exporter.set_in_flight("ollama-1", 1, namespace=ns)
         # 8 in the system wants 8; +100 % of 2 allows 4.
-        await _until(lambda: _patched(kube, ns), what="a PATCH of the scale subresource")
+        await until(lambda: _patched(kube, ns), what="a PATCH of the scale subresource")
         assert _patched(kube, ns)[0] == 4
         assert kube.get("deployments", ns, "ollama")["spec"]["replicas"] == 4
-        await _until(
+        await until(
             lambda: any(
                 "New size: 4" in json.dumps(e.body) for e in kube.calls("POST", r"/events$")
             ),
@@ -167,9 +158,9 @@ async def test_prometheus_down_holds_and_says_why(
         serving(config, kubeconfig=kubeconfig) as (service, port),
         aiohttp.ClientSession() as http,
     ):
-        await _until(lambda: _patched(kube, ns), what="the fallback patch")
+        await until(lambda: _patched(kube, ns), what="the fallback patch")
         assert _patched(kube, ns) == [6]
-        await _until(lambda: service.controller.ticks >= 6, what="more ticks")
+        await until(lambda: service.controller.ticks >= 6, what="more ticks")
         assert _patched(kube, ns) == [6]  # steady: no flapping while Prometheus is down
         async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
             text = await response.text()
@@ -191,13 +182,13 @@ async def test_two_replicas_one_leader_and_a_fast_takeover(
     config = parse_config(_config(scraped_prometheus.url, ns))
     kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
     async with serving(config, kubeconfig=kubeconfig) as (first, _):
-        await _until(lambda: first.metrics.leader._value.get() == 1, what="a leader")
+        await until(lambda: first.metrics.leader._value.get() == 1, what="a leader")
         async with serving(config, kubeconfig=kubeconfig) as (second, _):
-            await _until(lambda: second.controller.ticks >= 3, what="ticks on the standby")
+            await until(lambda: second.controller.ticks >= 3, what="ticks on the standby")
             assert second.metrics.leader._value.get() == 0
             exporter.set_queue_depth("ollama-0", 6, namespace=ns)
             exporter.set_in_flight("ollama-0", 2, namespace=ns)
-            await _until(lambda: _patched(kube, ns), what="the leader's patch")
+            await until(lambda: _patched(kube, ns), what="the leader's patch")
             patches = kube.calls("PATCH", SCALE.format(ns=ns))
             assert len(patches) == 1
     # (the first left first, releasing; covered by the next test with a crash instead)
@@ -218,13 +209,13 @@ async def test_a_new_leader_takes_over_when_the_old_one_dies(
     kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
     leader = await _start_cli(tmp_path, config, kubeconfig)
     try:
-        await _until(lambda: _holder(kube, ns), timeout=20, what="the CLI to lead")
+        await until(lambda: _holder(kube, ns), timeout=20, what="the CLI to lead")
         async with serving(config, kubeconfig=kubeconfig) as (standby, _):
-            await _until(lambda: standby.controller.ticks >= 1, what="the standby's tick")
+            await until(lambda: standby.controller.ticks >= 1, what="the standby's tick")
             leader.send_signal(signal.SIGKILL)  # dies without releasing
             await asyncio.to_thread(leader.wait)
             died = time.monotonic()
-            await _until(
+            await until(
                 lambda: standby.metrics.leader._value.get() == 1, timeout=20, what="takeover"
             )
             assert time.monotonic() - died < 15.0
@@ -245,7 +236,7 @@ async def test_sigterm_stops_cleanly_and_releases_the_lease(
     config = parse_config(_config(scraped_prometheus.url, ns))
     kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
     process = await _start_cli(tmp_path, config, kubeconfig)
-    await _until(lambda: _holder(kube, ns), timeout=20, what="the CLI to lead")
+    await until(lambda: _holder(kube, ns), timeout=20, what="the CLI to lead")
     process.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(process.wait, 10)
     assert code == 0
@@ -374,16 +365,16 @@ async def _direct_then_prometheus(
     kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
     async with serving(config, kubeconfig=kubeconfig) as (service, _):
         reads = service.metrics.metric_reads
-        await _until(
+        await until(
             lambda: reads.labels(ns, "ollama", "queue", "direct")._value.get() >= 2,
             what="direct reads",
         )
         steer()
-        await _until(lambda: _patched(kube, ns), what="a patch from the direct reading")
+        await until(lambda: _patched(kube, ns), what="a patch from the direct reading")
         assert _patched(kube, ns)[0] == 4
         fail()
         before = reads.labels(ns, "ollama", "queue", "prometheus")._value.get()
-        await _until(
+        await until(
             lambda: reads.labels(ns, "ollama", "queue", "prometheus")._value.get() > before,
             what="the Prometheus fallback",
         )

@@ -74,7 +74,7 @@ async def test_heads_sent_slowly_or_never_finished_are_cut_off_at_header_timeout
         async def trickle() -> None:
             for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000:
                 writer.write(bytes([byte]))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the slow client's pacing is what is under test
 
         trickling = asyncio.create_task(trickle())
         slowloris = [await asyncio.open_connection("127.0.0.1", port) for _ in range(200)]

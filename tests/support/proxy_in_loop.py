@@ -3,8 +3,7 @@ handler cancellation on, as ``scaler proxy`` runs it."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -38,12 +37,3 @@ async def proxy_in_loop(
         yield InLoop(f"http://127.0.0.1:{port}", port, app[PROXY], runner.server)
     finally:
         await runner.cleanup()
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Until ``predicate`` holds (bounded: 5 s)."""
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in 5 s")

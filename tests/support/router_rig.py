@@ -10,7 +10,6 @@ all real servers on 127.0.0.1, each in its own thread and loop.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from scaler.router.endpoints import Endpoint, EndpointState, Snapshot
 from scaler.router.settings import RouterSettings
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
 from tests.support.threaded_server import ThreadedServer
+from tests.support.waits import wait_until
 
 MODEL = "llama3.2"
 
@@ -78,11 +78,7 @@ class Rig:
         return 0.0 if value is None else value
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            time.sleep(0.005)
+        wait_until(predicate, timeout=timeout)
 
     def idle(self) -> bool:
         dispatcher = self.router.dispatcher
