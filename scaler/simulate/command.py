@@ -40,6 +40,7 @@ from scaler.simulate.sampling import MAX_TOKEN_SPREAD
 from scaler.simulate.scenarios import DEFAULT_SCENARIO, SCENARIOS, build_scenario
 from scaler.simulate.side_by_side import Simulation, simulate
 from scaler.simulate.types import OverrideWindow, SimulationError, Trace, TraceError
+from scaler.simulate.zero import fill_savings, with_companions
 
 # The bounds the manifests deploy: the router's whole queue, and each pod's proxy
 # queue where there is no router (the cpu-hpa overlay).
@@ -89,6 +90,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy.add_argument("--target", help="namespace/deployment in --config (default: first)")
     policy.add_argument("--cpu-hpa-lag", type=float, default=0.0, help="seconds (seed: 180)")
     policy.add_argument("--cpu-target", type=float, default=80.0, help="percent (80)")
+    policy.add_argument(
+        "--push",
+        action="store_true",
+        help="policies reading the routers also decide at each queue change (NAME+push)",
+    )
 
     replay = parser.add_argument_group(
         "overrides to replay (seconds from the trace's start; repeat each for more windows)"
@@ -166,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     )
     with Progress(trace.duration * len(policies), stream=sys.stderr) as bar:
         results, burst_at = simulate(simulation, progress=bar.update)
+    fill_savings(policies, results)
     write_outputs(args, trace, params, results, burst_at)
     return 0
 
@@ -230,6 +237,7 @@ def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
                 cpu_hpa_lag=args.cpu_hpa_lag,
                 cpu_target=args.cpu_target,
                 parallel=args.parallel,
+                push=args.push,
             )
             for name in names
         )
@@ -242,7 +250,7 @@ def _policies(args: argparse.Namespace) -> tuple[SimPolicy, ...]:
                 f"policy {policy.name!r}: {most:,} replicas, more than the "
                 f"{MAX_REPLICAS:,} the simulator runs"
             )
-    return policies
+    return with_companions(policies)
 
 
 def _windows(args: argparse.Namespace) -> tuple[OverrideWindow, ...]:

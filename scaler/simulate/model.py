@@ -141,9 +141,14 @@ class Cluster:
         seed: int,
         routing: str = "random",
         marks_idle: bool = True,
+        holds: bool = False,
     ) -> None:
         """``marks_idle``: scaler marks the pods before a scale-down, so the ReplicaSet
-        removes idle ones first; False for the Kubernetes HPA, which does not."""
+        removes idle ones first; False for the Kubernetes HPA, which does not.
+        ``holds``: behind shared routing, the router holds requests while no pod is
+        ready (``--cold-start-wait``, for scale to zero) instead of answering 503;
+        ``first_waits`` then collects the wait of the first request of each such
+        period (the one that waits for a cold start)."""
         if routing not in ROUTINGS:
             raise SimulationError(f"unknown routing {routing!r}; valid: {', '.join(ROUTINGS)}")
         self.params = params
@@ -165,6 +170,8 @@ class Cluster:
         self.version = 0  # bumped whenever a pod appears, leaves or becomes ready
         self.replica_seconds = 0.0
         self.pending: list[Replica] = []  # unschedulable, oldest first
+        self.holds = holds and self.routing == SHARED
+        self.first_waits: list[float] = []
         for _ in range(replicas):
             self._add_replica(0.0, ready_at=0.0, serving=True)
 
@@ -247,6 +254,9 @@ class Cluster:
                 replica.state = READY
                 self.ready.append(replica)
                 self.version += 1
+                if self.holds and len(self.ready) == 1 and self.backlog:
+                    # The first pod after none: the oldest held request waited for it.
+                    self.first_waits.append(at - self.backlog[0][1])
                 # Late binding: the new replica takes the router's oldest requests now.
                 while self.backlog and replica.active < self.params.parallel:
                     queued, arrived = self.backlog.popleft()
@@ -274,7 +284,7 @@ class Cluster:
 
     def arrive(self, request: int, at: float, service_times: list[float]) -> None:
         """A request reaches the Service (or the router) at ``at``."""
-        if not self.ready:
+        if not self.ready and not self.holds:
             self.rejected += 1  # no pod ready: the Service and the router answer 503
             return
         routing = self.routing

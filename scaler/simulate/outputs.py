@@ -23,6 +23,7 @@ def write_outputs(
     burst_at: float | None,
 ) -> None:
     from scaler.simulate.report import compare, format_table, to_json
+    from scaler.simulate.zero import zero_notes
 
     try:
         _write_files(args, trace, results, burst_at)
@@ -57,6 +58,8 @@ def write_outputs(
     line = compare(results)
     if line:
         print(line)
+    for note in zero_notes(results):
+        print(note)
 
 
 def _write_files(

@@ -23,6 +23,7 @@ from scaler.policy import (
     PolicySpec,
     SourceType,
     TargetType,
+    ZeroRule,
 )
 from scaler.simulate.model import ROUTINGS, Cluster, ModelParams, Routing
 from scaler.simulate.pipeline import Pipeline, PolicyView, Signal, SignalSource
@@ -58,6 +59,12 @@ class SimPolicy:
     manual_control: bool = True
     """scaler honours the pause and pin annotations (``--pause``, ``--pin``); the HPA
     knows none, and replays only an outage."""
+    zero: ZeroRule | None = None
+    """A config's scale-to-zero rule (``minReplicas: 0``): the run starts at 0 and the
+    router holds requests while no pod is ready."""
+    push_interval: float | None = None
+    """``--push``: besides the polls, decide at every change of the routers' queue, at
+    most once per this many seconds (the config's ``pushMinInterval``)."""
 
     def view(self, params: ModelParams, cluster: Cluster) -> PolicyView:
         """What this policy sees of ``cluster``, through its pipeline."""
@@ -69,7 +76,7 @@ class SimPolicy:
         if self.spec is None:
             assert self.static_replicas is not None
             return self.static_replicas
-        return self.spec.min_replicas
+        return 0 if self.zero is not None else self.spec.min_replicas
 
     @property
     def signal_name(self) -> str:
@@ -115,6 +122,7 @@ def build_policy(
     cpu_hpa_lag: float = 0.0,
     cpu_target: float = 80.0,
     parallel: int = 1,
+    push: bool = False,
 ) -> SimPolicy:
     """Resolve a policy name: ``queue``, ``cpu-hpa``, ``static:N`` or ``config``, each
     optionally ``@ROUTING``, which wins over ``routing``; with neither, the policy
@@ -123,7 +131,8 @@ def build_policy(
     ``parallel``: the model's slots per pod; ``queue`` (the built-in config) holds its
     per-slot target with that many slots per pod. A ``config`` file keeps its own
     ``slotsPerPod``, as ``scaler run`` would, and is loaded as ``scaler run`` loads it:
-    with ``environ``'s ``SCALER_*`` overrides."""
+    with ``environ``'s ``SCALER_*`` overrides. ``push``: a policy reading the routers
+    directly also decides at their queue changes (``SimPolicy.push_interval``)."""
     base, at, suffix = name.partition("@")
     if at:
         routing = parse_routing(suffix, what=f"policy {name!r}")
@@ -135,6 +144,7 @@ def build_policy(
         cpu_hpa_lag=cpu_hpa_lag,
         cpu_target=cpu_target,
         parallel=parallel,
+        push=push,
     )
     if routing is None:
         routing = "random" if base == "cpu-hpa" else "shared"
@@ -151,14 +161,15 @@ def _build(
     cpu_hpa_lag: float,
     cpu_target: float,
     parallel: int,
+    push: bool,
 ) -> SimPolicy:
     if name == "queue":
         # the built-in default alone: "queue" is the mission's policy, whatever is set
-        return _from_config("queue", load(), target, slots_per_pod=parallel)
+        return _from_config("queue", load(), target, push, slots_per_pod=parallel)
     if name == "config":
         if config_path is None:
             raise SimulationError("policy 'config' needs --config FILE")
-        return _from_config(config_path.stem, load(config_path, environ), target)
+        return _from_config(config_path.stem, load(config_path, environ), target, push)
     if name == "cpu-hpa":
         metric = replace(CPU_HPA_SPEC.metrics[0], target=cpu_target)
         spec = replace(CPU_HPA_SPEC, metrics=(metric,))
@@ -176,7 +187,12 @@ def _build(
 
 
 def _from_config(
-    name: str, config: ScalerConfig, key: str | None, *, slots_per_pod: int | None = None
+    name: str,
+    config: ScalerConfig,
+    key: str | None,
+    push: bool,
+    *,
+    slots_per_pod: int | None = None,
 ) -> SimPolicy:
     target = _pick_target(config, key)
     if slots_per_pod is not None:
@@ -193,7 +209,17 @@ def _from_config(
         poll_interval=target.poll_interval or config.poll_interval,
     )
     fallback = None if config.fallback is None else config.fallback.to_policy()
-    return SimPolicy(name, pipeline, spec, signals, fallback=fallback)
+    # Only a router pushes: a policy with no metric read from the routers polls.
+    pushed = push and any(m.direct is not None and m.direct.host for m in target.metrics)
+    return SimPolicy(
+        f"{name}+push" if pushed else name,
+        pipeline,
+        spec,
+        signals,
+        fallback=fallback,
+        zero=target.zero_rule(),
+        push_interval=config.push_min_interval if pushed else None,
+    )
 
 
 def _pick_target(config: ScalerConfig, key: str | None) -> TargetConfig:

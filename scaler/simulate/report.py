@@ -45,7 +45,7 @@ def format_table(results: Sequence[PolicyResult]) -> str:
     ``reaction`` is the time from the burst to the first scale-up (``-`` if none);
     ``avg replicas`` is replica-seconds over the length of the timeline.
     """
-    columns = (
+    columns: tuple[_Column, ...] = (
         _Column("policy", "", lambda r: r.name, left=True),
         _Column("routing", "", lambda r: r.routing, left=True),
         _Column("wait mean", "(s)", lambda r: format_seconds(r.summary.wait_mean)),
@@ -59,6 +59,8 @@ def format_table(results: Sequence[PolicyResult]) -> str:
         _Column("avg", "replicas", _average_replicas_cell),
         _Column("scale", "events", lambda r: f"{r.summary.scale_events:,}"),
     )
+    if any(r.summary.idle is not None for r in results):  # scale to zero or push
+        columns += (_Column("first wait", "after idle p95 (s)", _first_wait_cell),)
     grid = [[c.top for c in columns], [c.bottom for c in columns]]
     grid += [[c.cell(r) for c in columns] for r in results]
     widths = [max(len(row[i]) for row in grid) for i in range(len(columns))]
@@ -154,6 +156,11 @@ def format_share(share: float) -> str:
     if 0.999 < share < 1:
         return ">99.9%"
     return f"{share:.1%}"
+
+
+def _first_wait_cell(result: PolicyResult) -> str:
+    idle = result.summary.idle
+    return "-" if idle is None or not idle.first_waits else format_seconds(idle.first_wait_p95)
 
 
 def _average_replicas_cell(result: PolicyResult) -> str:

@@ -21,7 +21,14 @@ from scaler.simulate.decider import Decider, Poll
 from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.model import PENDING, READY, Cluster, ModelParams
 from scaler.simulate.policies import SimPolicy
-from scaler.simulate.types import OverrideWindow, PolicyResult, PolicyTimeline, Summary, Trace
+from scaler.simulate.types import (
+    IdleFigures,
+    OverrideWindow,
+    PolicyResult,
+    PolicyTimeline,
+    Summary,
+    Trace,
+)
 
 # Index 0 of the timeline's reasons means "no decision yet" (or a static policy).
 NO_DECISION = 0
@@ -68,6 +75,7 @@ class _Run:
             seed=seed,
             routing=policy.routing,
             marks_idle=policy.marks_idle,
+            holds=policy.zero is not None,
         )
         self.desired = policy.initial_replicas
         self.view = policy.view(params, self.cluster)
@@ -75,10 +83,12 @@ class _Run:
         if policy.spec is not None:
             self.decider = Decider(
                 policy,
-                TargetSpec(policy.spec, policy.fallback),
+                TargetSpec(policy.spec, policy.fallback, zero=policy.zero),
                 self.view,
                 _windows(policy, trace),
-                reuse_proposals=reuse_proposals,
+                # The zero rule reads its metric from the readings, which the memoized
+                # proposals skip: such a run reads at every poll, as the controller does.
+                reuse_proposals=reuse_proposals and policy.zero is None,
                 record=record,
             )
         self.timeline = PolicyTimeline(reason_names=REASONS)
@@ -88,6 +98,7 @@ class _Run:
         self.scale_events = 0
         self._observed_state = (-1, -1)  # desired replicas, the cluster's version
         self._observed = Observation(spec_replicas=0, status_replicas=0)
+        self.last_push = -math.inf  # when the last pushed decision was made
 
     def observation(self) -> Observation:
         """The scale and the pods as the HPA's lister sees them, rebuilt only when they
@@ -159,13 +170,15 @@ class _Run:
             pipeline.cpu_scrape_interval,
             pipeline.poll_interval,
         )
-        ticks = [1, 0, 0, 0]  # sample, count scrape, cpu scrape, poll
+        ticks = [1, 0, 0, 0, 0]  # sample, count scrape, cpu scrape, poll, push
         at = [
             1.0,
             0.0 if self.view.needs_counts else math.inf,
             0.0 if self.view.needs_cpu else math.inf,
             0.0,
+            math.inf,  # the next pushed decision, once the queue has changed
         ]
+        push = self.policy.push_interval
         next_arrival = arrivals[0] if count else math.inf
         while True:
             kind, timer = 0, at[0]
@@ -175,18 +188,32 @@ class _Run:
                 kind, timer = 2, at[2]
             if at[3] < timer:
                 kind, timer = 3, at[3]
+            if at[4] < timer:
+                kind, timer = 4, at[4]
             if timer > duration:
                 break
+            preempted = False
             while True:
                 next_event = cluster.next_event_time()
                 if next_event < timer and next_event <= next_arrival:
+                    moment = next_event
                     cluster.run_event(times)
                 elif next_arrival < timer:
+                    moment = next_arrival
                     cluster.arrive(index, next_arrival, times)
                     index += 1
                     next_arrival = arrivals[index] if index < count else math.inf
                 else:
                     break
+                if push is not None and at[4] == math.inf:
+                    # The queue changed: the routers push it, and the decision follows
+                    # at once, or once pushMinInterval has passed since the last one.
+                    at[4] = max(moment, self.last_push + push)
+                    if at[4] < timer:
+                        preempted = True  # it comes before ``timer``: choose again
+                        break
+            if preempted:
+                continue
             ticks[kind] += 1
             if kind == 0:
                 at[0] = float(ticks[0])
@@ -199,8 +226,12 @@ class _Run:
             elif kind == 2:
                 at[2] = ticks[2] * cpu_scrape
                 self.view.scrape_cpu(timer)
-            else:
+            elif kind == 3:
                 at[3] = ticks[3] * poll
+                self.poll(timer)
+            else:
+                at[4] = math.inf
+                self.last_push = timer
                 self.poll(timer)
 
     def result(self, burst_at: float | None) -> PolicyResult:
@@ -221,6 +252,11 @@ class _Run:
             scale_events=self.scale_events,
         )
         policy = self.policy
+        if policy.zero is not None or policy.push_interval is not None:
+            summary.idle = IdleFigures(
+                first_waits=len(cluster.first_waits),
+                first_wait_p95=_percentile(sorted(cluster.first_waits), 0.95),
+            )
         return PolicyResult(
             policy.name, policy.signal_name, summary, self.timeline, policy.routing, self.scale_ups
         )

@@ -69,10 +69,25 @@ class Trace:
         return counts
 
 
+@dataclass(frozen=True, slots=True)
+class IdleFigures:
+    """What scale to zero and push add to a policy's figures (``Summary.idle``).
+
+    ``first_waits``: periods with no ready pod that a request ended (the run starts
+    with none when ``minReplicas`` is 0); ``first_wait_p95``: the p95 of the wait of
+    the first request of each (seconds; 0 with none). ``replica_seconds_saved``: set
+    once the same policy with ``minReplicas: 1`` has run beside it.
+    """
+
+    first_waits: int
+    first_wait_p95: float
+    replica_seconds_saved: float | None = None
+
+
 @dataclass(slots=True)
 class Summary:
     """One policy's figures. Keys of ``as_dict`` are stable (documented in
-    docs/simulate.md); times are seconds.
+    docs/simulate.md); times are seconds. ``idle`` adds its keys at the end.
 
     ``wait_mean`` comes last so positional construction still works; NaN when it was
     not measured (``null`` in JSON, ``-`` in the table)."""
@@ -88,9 +103,12 @@ class Summary:
     replica_seconds: float
     scale_events: int
     wait_mean: float = math.nan
+    idle: IdleFigures | None = None
+    """Only when scale to zero or push is in play: the other runs' outputs stay as
+    they were."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        figures: dict[str, Any] = {
             "requests": self.requests,
             "served": self.served,
             "rejected": self.rejected,
@@ -103,6 +121,11 @@ class Summary:
             "replica_seconds": self.replica_seconds,
             "scale_events": self.scale_events,
         }
+        if self.idle is not None:
+            figures["first_waits_after_idle"] = self.idle.first_waits
+            figures["first_wait_after_idle_p95_seconds"] = self.idle.first_wait_p95
+            figures["replica_seconds_saved"] = self.idle.replica_seconds_saved
+        return figures
 
 
 @dataclass(slots=True)
