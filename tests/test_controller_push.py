@@ -26,6 +26,7 @@ from scaler.logs import FIELDS
 from scaler.sources.proxies import ProxyScraper
 from tests.support.fakes import FakeActuator, FakeClock, FakeDeployment, FakeSource
 from tests.support.queue_stream_stand_in import QueueStreamStandIn, queue_stream_stand_ins
+from tests.support.router_rig import MODEL, router_rig
 from tests.support.router_stand_ins import FakeResolver
 from tests.support.threaded_server import ThreadedServer
 from tests.support.waits import until
@@ -243,3 +244,33 @@ async def _storm(router: QueueStreamStandIn, seconds: float) -> None:
             changes += 1
             router.set(8 + changes % 20, 0)
         await asyncio.sleep(0.005)
+
+
+async def test_the_real_routers_queue_wakes_the_decision(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="scaler.controller")
+    fake = {"slots": 1, "tokens": 20, "tokens_per_second": 50}  # 0.4 s an answer
+    with router_rig(pods=1, fake=fake) as router:
+        rig = PushRig(session, ["127.0.0.1"], router.server.port, _RealClock())
+        async with rig.running(rig.feed.run()):
+            await until(lambda: rig.sample("scaler_push_streams", metric="queue") == 1)
+            async with rig.running(rig.controller.run()):
+                await until(lambda: rig.decisions("poll") == 1, what="the first poll")
+                chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+                asks = [
+                    session.post(f"{router.url}/api/chat", json={**chat, "stream": False})
+                    for _ in range(3)
+                ]
+                answers = await asyncio.gather(*(_status(ask) for ask in asks))
+                await until(lambda: rig.actuator.scaled, what="the PATCH")
+    assert answers == [200, 200, 200]
+    assert rig.actuator.scaled == [("chatbot", "ollama", 3)]  # 3 in the system, 1 a pod
+    scaled = [r for r in caplog.records if getattr(r, FIELDS, {}).get("action") == "scaled"]
+    assert [getattr(r, FIELDS)["trigger"] for r in scaled] == ["push"]
+
+
+async def _status(ask: Any) -> int:
+    async with ask as response:
+        await response.read()
+        return int(response.status)
