@@ -84,6 +84,11 @@ def running_router(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
             id="queue",
         ),
         pytest.param(["--service", "Not_A_Name"], "service: String should match", id="service"),
+        pytest.param(
+            ["--endpoint", "http://a:1", "--cold-start-wait", "-1"],
+            "cold_start_wait: Input should be greater than or equal to 0 (got -1.0)",
+            id="cold-start-wait",
+        ),
     ],
 )
 def test_bad_flags_exit_2_naming_the_setting_and_value(args: list[str], message: str) -> None:
