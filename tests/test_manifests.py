@@ -675,6 +675,30 @@ def test_shadow_runs_the_scaler_in_shadow_mode_beside_the_hpa() -> None:
     assert {"name": "SCALER_MODE", "value": "shadow"} in scaler["env"]
 
 
+def test_scale_to_zero_changes_only_the_minimum_and_the_routers_wait() -> None:
+    zero = scaler_config("scale-to-zero")
+    base = scaler_config("minikube")
+    target = zero.targets[0]
+    assert (target.min_replicas, target.max_replicas) == (0, 10)
+    assert zero.step_spec(target).zero is not None
+    assert target.scale_to_zero is not None and target.scale_to_zero.idle_seconds == 300
+    # Everything else is the base's config: the overlay's copy cannot drift from it.
+    changed = {"min_replicas", "scale_to_zero"}
+    assert target.model_dump(exclude=changed) == base.targets[0].model_dump(exclude=changed)
+    assert zero.model_dump(exclude={"targets"}) == base.model_dump(exclude={"targets"})
+    router = one("scale-to-zero", "Deployment", "scaler-router")["spec"]["template"]["spec"]
+    args = router["containers"][0]["args"]
+    assert args[args.index("--cold-start-wait") + 1] == "300"
+    assert (
+        "--cold-start-wait"
+        not in one("minikube", "Deployment", "scaler-router")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["args"]
+    )
+    # The default stays the mission's 2..10.
+    assert (base.targets[0].min_replicas, base.targets[0].max_replicas) == (2, 10)
+
+
 def test_multi_user_runs_open_webui_on_postgres_and_redis() -> None:
     webui = one("multi-user", "Deployment", "open-webui")
     assert webui["spec"]["replicas"] > 1

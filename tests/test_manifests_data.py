@@ -32,6 +32,7 @@ STORAGE_OF = {
     "gpu": "minikube",
     "cpu-hpa": "minikube",
     "shadow": "minikube",
+    "scale-to-zero": "minikube",
     "multi-user": "multi-user",
 }
 STORAGE = sorted(p.name for p in (MANIFESTS / "storage").iterdir() if p.is_dir())
