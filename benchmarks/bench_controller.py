@@ -2,6 +2,7 @@
 
 Run:
   .venv/bin/python -m benchmarks.bench_controller reaction [--trials 20] [--direct]
+  .venv/bin/python -m benchmarks.bench_controller reaction --push [--trials 30]
   .venv/bin/python -m benchmarks.bench_controller footprint [--targets 1] [--seconds 30]
 
 Both start a real Prometheus (Debian's, 1 s scrape) scraping a steerable exporter, and
@@ -13,6 +14,9 @@ the real clients.
   controller polls every 1 s; the policy lets it scale at once and back down at
   once between trials). Goal: p95 <= 3 s; with ``--direct`` (the controller reads
   the pods' proxies, here stand-ins on 127.0.0.50-51), p95 <= 1 s.
+- reaction --push: a real ``scaler router`` pushes its queue to ``scaler run``, both
+  child processes; push and poll timed in one run (``benchmarks/push_reaction.py``).
+  Goal: push p95 <= 0.2 s over 30 trials.
 - footprint: ``scaler run`` as a child process with ``--targets`` targets (2 pods
   each) at a 1 s poll for ``--seconds``; its CPU time (utime + stime from /proc) over
   the wall time, and its peak resident memory. Goals: RSS <= 100 MiB; <= 2 % of a
@@ -34,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.push_reaction import push_reaction
 from scaler.config import parse_config
 from scaler.controller.app import serving
 from tests.support.exporter import Exporter, running_exporter
@@ -215,14 +220,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     r = sub.add_parser("reaction")
-    r.add_argument("--trials", type=int, default=20)
+    r.add_argument("--trials", type=int, help="steps (20; with --push: 30 of each)")
     r.add_argument("--direct", action="store_true", help="read the proxies directly")
+    r.add_argument("--push", action="store_true", help="a real router pushes its queue")
     f = sub.add_parser("footprint")
     f.add_argument("--targets", type=int, default=1)
     f.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    if args.what == "reaction":
-        asyncio.run(reaction(args.trials, direct=args.direct))
+    if args.what == "reaction" and args.push:
+        asyncio.run(push_reaction(30 if args.trials is None else args.trials))
+    elif args.what == "reaction":
+        asyncio.run(reaction(args.trials or 20, direct=args.direct))
     else:
         asyncio.run(footprint(args.targets, args.seconds))
 

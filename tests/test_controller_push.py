@@ -176,31 +176,48 @@ async def test_a_broken_stream_falls_back_to_the_poll_then_resubscribes(
     assert rig.sample("scaler_push_errors_total", metric="queue", kind="connection") == 1
 
 
-def test_wakes_are_coalesced_and_a_wake_while_deciding_decides_once_more() -> None:
+class _Waking(TargetReconciler):
+    """A target whose queue is pushed while it decides, when ``during`` says so."""
+
+    controller: Controller
+    during: list[bool]
+
+    async def reconcile(self, now: float, *, trigger: str = "poll") -> Any:
+        if self.during.pop(0):
+            self.controller.wake(self.target.key)
+        return await super().reconcile(now, trigger=trigger)
+
+
+async def test_wakes_are_coalesced_and_a_wake_while_deciding_decides_once_more() -> None:
     config = _config(pollInterval=10, pushMinInterval=0.5)
     clock = FakeClock()
     metrics = build_metrics(CollectorRegistry(), config)
     target = config.targets[0]
-    reconciler = TargetReconciler(
+    reconciler = _Waking(
         target,
         config=config,
-        readers=readers_for(target, source=FakeSource(), metrics=metrics),
-        actuator=FakeActuator(),
+        readers=readers_for(target, source=FakeSource({"queue": 1.0, "cpu": {}}), metrics=metrics),
+        actuator=FakeActuator({KEY: FakeDeployment(2)}),
         metrics=metrics,
         is_leader=lambda: True,
     )
     controller = Controller([reconciler], metrics=metrics, clock=clock, push_min_interval=0.5)
+    reconciler.controller, reconciler.during = controller, [True, True, False]
     start = clock.now
-    controller.due[0] = controller.polled[0] = start + 10  # polled at start
-    controller.pushed[0] = start  # and a push decision just now
-    controller.wake(target.key)
-    assert controller.due[0] == start + 0.5 and controller.woken.is_set()
-    controller.deciding.add(0)  # a wake while it decides: once more after
-    controller._done(0, "push", None, start + 0.5)
-    assert controller.due[0] == start + 10.5  # not woken meanwhile: the next poll
-    controller.wake(target.key)
-    controller._done(0, "push", None, start + 0.6)
-    assert controller.due[0] == start + 1.1  # 0.5 after the last push decision
+    # A push during the first poll: one more decision at once, on what it pushed.
+    assert await controller.tick() == start
+    # A push during that one: the next is 0.5 s after it, not at once.
+    assert await controller.tick() == start + 0.5
+    clock.now = start + 0.5
+    assert await controller.tick() == start + 10.5  # nothing pushed: the poll, 10 s on
+    clock.now = start + 0.6
+    controller.wake(target.key)  # between decisions: 0.5 s after the last push decision
+    assert controller.due[0] == start + 1.0 and controller.woken.is_set()
+    counted = {
+        trigger: metrics.decisions_by_trigger.labels(*KEY, trigger)._value.get()
+        for trigger in ("poll", "push")
+    }
+    assert counted == {"poll": 1, "push": 2}
 
 
 async def test_a_push_storm_costs_little_cpu_and_one_patch_per_decision_allowed(

@@ -92,25 +92,23 @@ async def test_the_stream_gives_the_state_at_once_then_each_change_until_it_ends
     assert isinstance(error, ConnectionFailed) and "the stream ended" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        pytest.param(b'{"queued": "lots"}\n', "queued is 'lots'", id="bad-line"),
+        pytest.param(b'{"queued": 1' + b" " * MAX_LINE + b"}\n", "a line of", id="long-line"),
+        pytest.param(b" " * (MAX_LINE + 1), f"within {MAX_LINE} bytes", id="no-end"),
+    ],
+)
 async def test_a_bad_line_ends_the_stream_as_a_bad_response(
-    session: aiohttp.ClientSession,
+    session: aiohttp.ClientSession, raw: bytes, says: str
 ) -> None:
     async with queue_stream_stand_ins(1) as ([router], [address], port):
         following = Following(session, watch_url(address, port))
         await until(lambda: following.lines, what="the first line")
-        router.send_raw(b'{"queued": "lots"}\n')
-        assert isinstance(await following.ended(), BadResponse)
-
-
-async def test_a_line_without_end_beyond_the_bound_is_a_bad_response(
-    session: aiohttp.ClientSession,
-) -> None:
-    async with queue_stream_stand_ins(1) as ([router], [address], port):
-        following = Following(session, watch_url(address, port))
-        await until(lambda: following.lines, what="the first line")
-        router.send_raw(b" " * (MAX_LINE + 1))
+        router.send_raw(raw)
         error = await following.ended()
-    assert isinstance(error, BadResponse) and f"within {MAX_LINE} bytes" in str(error)
+    assert isinstance(error, BadResponse) and says in str(error)
 
 
 async def test_a_silent_stream_is_stale_and_a_refusal_is_its_status(
