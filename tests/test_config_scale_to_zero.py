@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from scaler.cli import main
 from scaler.config import DEFAULT_CONFIG_PATH, load, parse_config
 from scaler.errors import ConfigError
 from scaler.policy import ZeroRule
@@ -127,3 +131,19 @@ def test_a_negative_minimum_is_refused() -> None:
 def test_a_typo_in_the_block_is_an_unknown_key() -> None:
     problem = _problem(_config(scaleToZero={"metric": "queue", "idleSecond": 5}))
     assert "idleSecond" in problem
+
+
+def test_config_check_shows_the_range_from_zero_and_the_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("SCALER_")]:
+        monkeypatch.delenv(name)
+    path = tmp_path / "zero.yaml"
+    path.write_text(yaml.safe_dump(_config()))
+    assert main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "chatbot/ollama: 0..10 replicas" in out
+    assert (
+        "scale to zero: 0 -> 1 at once when queue > 0; 1 -> 0 once queue has read 0 for 600 s"
+        in (out)
+    )

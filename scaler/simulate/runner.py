@@ -285,26 +285,6 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def detect_burst(trace: Trace, capacity_per_second: float) -> float | None:
-    """When the offered load first exceeds ``capacity_per_second`` requests/s.
-
-    Uses the trace's own ``burst_at`` when it has one; otherwise the start of the
-    first 60 s window whose average arrival rate exceeds the capacity.
-    """
-    if trace.burst_at is not None:
-        return trace.burst_at
-    counts = trace.arrivals_per_second()
-    window = 60
-    total = 0
-    for second, arrived in enumerate(counts):
-        total += arrived
-        if second >= window:
-            total -= counts[second - window]
-        if total / window > capacity_per_second:
-            return float(max(0, second - window + 1))
-    return None
-
-
 def run_policy(
     trace: Trace,
     times: list[float],

@@ -15,7 +15,7 @@ from multiprocessing.sharedctypes import Synchronized
 
 from scaler.simulate.model import ModelParams
 from scaler.simulate.policies import SimPolicy
-from scaler.simulate.runner import detect_burst, reaction_to, run_policy, service_times
+from scaler.simulate.runner import reaction_to, run_policy, service_times
 from scaler.simulate.types import PolicyResult, Trace
 
 # Below this many simulated policy-seconds, processes cost more than they save.
@@ -125,3 +125,23 @@ def burst_time(simulation: Simulation, times: list[float]) -> float | None:
         return simulation.trace.burst_at
     initial = simulation.policies[0].initial_replicas * simulation.params.parallel
     return detect_burst(simulation.trace, initial / mean_service)
+
+
+def detect_burst(trace: Trace, capacity_per_second: float) -> float | None:
+    """When the offered load first exceeds ``capacity_per_second`` requests/s.
+
+    Uses the trace's own ``burst_at`` when it has one; otherwise the start of the
+    first 60 s window whose average arrival rate exceeds the capacity.
+    """
+    if trace.burst_at is not None:
+        return trace.burst_at
+    counts = trace.arrivals_per_second()
+    window = 60
+    total = 0
+    for second, arrived in enumerate(counts):
+        total += arrived
+        if second >= window:
+            total -= counts[second - window]
+        if total / window > capacity_per_second:
+            return float(max(0, second - window + 1))
+    return None
