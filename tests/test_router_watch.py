@@ -141,6 +141,8 @@ async def test_at_most_64_subscribers_and_the_gauge_counts_them() -> None:
         await rig.until(lambda: rig.gauge("scaler_router_queue_subscribers") == 0)
         async with session.get(rig.url) as again:
             assert again.status == 200
+        async with session.post(rig.url) as wrong:  # the router's own path, never a pod's
+            assert wrong.status == 405
 
 
 async def test_a_subscriber_that_stops_reading_is_dropped_and_the_others_go_on() -> None:

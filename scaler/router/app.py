@@ -302,7 +302,7 @@ def build_app(
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", router.healthz)
     app.router.add_get("/readyz", router.readyz)
-    app.router.add_get(WATCH_PATH, router.watch.handle)
+    app.router.add_route("*", WATCH_PATH, router.watch.handle)
     for path in sorted(INFERENCE_PATHS):
         app.router.add_post(path, router.inference)
     app.router.add_route("*", "/{tail:.*}", router.passthrough)

@@ -77,6 +77,9 @@ class QueueWatch:
         self._changed()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Any method on the path comes here: it is the router's own, never a pod's."""
+        if request.method != "GET":
+            return json_error(405, f"{WATCH_PATH} takes GET only")
         if self._closed:
             return json_error(503, "this router is stopping")
         if len(self._wakeups) >= self.bounds.max_subscribers:
@@ -86,6 +89,8 @@ class QueueWatch:
         self._wakeups.add(wakeup)
         try:
             return await self._stream(request, wakeup)
+        except ConnectionResetError:  # it left between our look and our write
+            return web.Response(status=499)
         finally:
             self._wakeups.discard(wakeup)
 
