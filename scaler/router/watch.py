@@ -87,10 +87,8 @@ class QueueWatch:
             return json_error(503, f"too many queue watchers (at most {limit})")
         wakeup = asyncio.Event()
         self._wakeups.add(wakeup)
-        try:
+        try:  # a subscriber that leaves cancels us (handler_cancellation), or resets
             return await self._stream(request, wakeup)
-        except ConnectionResetError:  # it left between our look and our write
-            return web.Response(status=499)
         finally:
             self._wakeups.discard(wakeup)
 
