@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -25,12 +24,6 @@ from tests.test_controller import _config
 
 HOST = "routers.test"
 SERIES = ["scaler_router_queue_depth", "scaler_router_requests_in_flight"]
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 class Following:
@@ -72,11 +65,11 @@ def test_a_line_is_three_counts() -> None:
 
 
 async def test_the_stream_gives_the_state_at_once_then_each_change_until_it_ends(
-    session: aiohttp.ClientSession,
+    http_session: aiohttp.ClientSession,
 ) -> None:
     async with queue_stream_stand_ins(1) as ([router], [address], port):
         router.set(2, 1)
-        following = Following(session, watch_url(address, port))
+        following = Following(http_session, watch_url(address, port))
         await until(lambda: following.lines, what="the first line")
         router.set(5, 1)
         router.set(0, 0)
@@ -101,10 +94,10 @@ async def test_the_stream_gives_the_state_at_once_then_each_change_until_it_ends
     ],
 )
 async def test_a_bad_line_ends_the_stream_as_a_bad_response(
-    session: aiohttp.ClientSession, raw: bytes, says: str
+    http_session: aiohttp.ClientSession, raw: bytes, says: str
 ) -> None:
     async with queue_stream_stand_ins(1) as ([router], [address], port):
-        following = Following(session, watch_url(address, port))
+        following = Following(http_session, watch_url(address, port))
         await until(lambda: following.lines, what="the first line")
         router.send_raw(raw)
         error = await following.ended()
@@ -112,23 +105,23 @@ async def test_a_bad_line_ends_the_stream_as_a_bad_response(
 
 
 async def test_a_silent_stream_is_stale_and_a_refusal_is_its_status(
-    session: aiohttp.ClientSession,
+    http_session: aiohttp.ClientSession,
 ) -> None:
     async with queue_stream_stand_ins(1, heartbeat=0.02) as ([router], [address], port):
         router.silent = True  # hung after connecting: the heartbeats stop too
-        following = Following(session, watch_url(address, port), stale_after=0.2)
+        following = Following(http_session, watch_url(address, port), stale_after=0.2)
         error = await following.ended()
         assert isinstance(error, PushStale) and "no line for 0.2 s" in str(error)
         assert following.lines == [(0, 0, 1)]  # the first line, then silence
         router.refuse = 1
-        refused = Following(session, watch_url(address, port))
+        refused = Following(http_session, watch_url(address, port))
         error = await refused.ended()
     assert isinstance(error, HttpStatus) and "503" in str(error)
 
 
-async def test_heartbeats_keep_a_quiet_stream_live(session: aiohttp.ClientSession) -> None:
+async def test_heartbeats_keep_a_quiet_stream_live(http_session: aiohttp.ClientSession) -> None:
     async with queue_stream_stand_ins(1, heartbeat=0.02) as ([router], [address], port):
-        following = Following(session, watch_url(address, port), stale_after=0.2)
+        following = Following(http_session, watch_url(address, port), stale_after=0.2)
         await until(lambda: len(following.lines) >= 20, what="a dozen heartbeats")
         assert not following.task.done()  # 0.4 s of a quiet queue, never stale
         assert {(line.queued, line.in_flight) for line in following.lines} == {(0, 0)}
@@ -185,11 +178,11 @@ class FeedRig:
 
 
 async def test_the_feed_sums_every_router_and_wakes_only_on_a_change_of_the_sum(
-    session: aiohttp.ClientSession,
+    http_session: aiohttp.ClientSession,
 ) -> None:
     async with queue_stream_stand_ins(2) as (routers, addresses, port):
         routers[0].set(3, 1)
-        rig = FeedRig(session, addresses, port)
+        rig = FeedRig(http_session, addresses, port)
         with pytest.raises(PushStale, match="no router to follow"):
             rig.feed.total(rig.clock.now)  # before the first lookup
         await rig.feed.refresh()
@@ -212,10 +205,10 @@ async def test_the_feed_sums_every_router_and_wakes_only_on_a_change_of_the_sum(
 
 
 async def test_the_feed_follows_the_routers_the_name_has_now(
-    session: aiohttp.ClientSession,
+    http_session: aiohttp.ClientSession,
 ) -> None:
     async with queue_stream_stand_ins(2) as (_, addresses, port):
-        rig = FeedRig(session, addresses[:1], port)
+        rig = FeedRig(http_session, addresses[:1], port)
         try:
             await rig.feed.refresh()
             await until(lambda: rig.live() == 1, what="one stream")
@@ -238,12 +231,12 @@ async def test_the_feed_follows_the_routers_the_name_has_now(
 
 
 async def test_a_broken_stream_is_told_once_retried_with_backoff_and_reset_by_a_line(
-    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    http_session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="scaler.controller")
     async with queue_stream_stand_ins(1) as ([router], addresses, port):
         router.refuse = 8
-        rig = FeedRig(session, addresses, port)
+        rig = FeedRig(http_session, addresses, port)
         try:
             await rig.feed.refresh()
             await until(lambda: rig.live() == 1, what="the stream after eight refusals")
