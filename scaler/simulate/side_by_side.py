@@ -123,7 +123,9 @@ def burst_time(simulation: Simulation, times: list[float]) -> float | None:
     mean_service = sum(times) / len(times) if times else 0.0
     if mean_service <= 0:
         return simulation.trace.burst_at
-    initial = simulation.policies[0].initial_replicas * simulation.params.parallel
+    # A policy that starts at zero (scale to zero): the burst is what one pod cannot
+    # serve, not the first request.
+    initial = max(1, simulation.policies[0].initial_replicas) * simulation.params.parallel
     return detect_burst(simulation.trace, initial / mean_service)
 
 
