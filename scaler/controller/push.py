@@ -73,6 +73,7 @@ class PushFeed:
         self.refresh_every, self.clock, self.sleep = refresh_every, clock, sleep
         self.stale_after = stale_after
         self.streams: dict[str, Stream] = {}
+        self.leaving: set[asyncio.Task[None]] = set()  # streams of routers gone, ending
         self.on_change: Callable[[], None] = _nothing
         self.last_total: float | None = None
 
@@ -96,14 +97,17 @@ class PushFeed:
                 return
             addresses = set()
         for address in self.streams.keys() - addresses:
-            self.streams.pop(address).task.cancel()
+            task = self.streams.pop(address).task
+            task.cancel()
+            self.leaving.add(task)  # awaited by close, if still ending then
+            task.add_done_callback(self.leaving.discard)
         for address in sorted(addresses - self.streams.keys()):
             task = asyncio.create_task(self._follow(address), name=f"push-{address}")
             self.streams[address] = Stream(task)
         self._live_changed()
 
     async def close(self) -> None:
-        tasks = [stream.task for stream in self.streams.values()]
+        tasks = [stream.task for stream in self.streams.values()] + list(self.leaving)
         self.streams.clear()
         for task in tasks:
             task.cancel()

@@ -8,7 +8,8 @@ reconciler reads every metric the same way, whatever it comes from.
 
 - ``seam``: the ``Reader`` and ``ReadPath`` protocols, ``Counted`` and ``Fallback``.
 - ``paths``: where a metric is read (Prometheus, the pods' proxies, the routers).
-- ``build``: each metric's reader from the configuration.
+- ``build``: each metric's reader from the configuration; a pushed metric reads its
+  routers' streams first (``scaler.controller.push``), then the paths above.
 """
 
 from scaler.controller.reading.build import readers_for

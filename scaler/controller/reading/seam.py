@@ -45,7 +45,7 @@ class MetricLabels:
 
 class Counted:
     """A ``ReadPath`` as a ``Reader``: each read counted by ``source`` (a metric label:
-    "direct" or "prometheus"), each failure by kind and turned into ``Unavailable``.
+    "push", "direct" or "prometheus"), each failure by kind and turned into ``Unavailable``.
     A value that cannot be real is also logged, once, until a good read here."""
 
     def __init__(self, path: ReadPath, *, source: str, at: MetricLabels) -> None:
