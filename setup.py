@@ -28,6 +28,7 @@ COMPILED = [
     "scaler/policy/readings.py",
     "scaler/policy/stabilization.py",
     "scaler/policy/step.py",
+    "scaler/policy/zero.py",
     "scaler/simulate/decider.py",
     "scaler/simulate/model.py",
     "scaler/simulate/runner.py",
