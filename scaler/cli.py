@@ -3,83 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from scaler.config import Explained, explain
+from scaler.config import explain
+from scaler.config.explain import describe
 from scaler.errors import ConfigError, ScalerError, UsageError
-from scaler.policy import Behavior, ScalingRules
-from scaler.policy.legacy import describe_legacy
-from scaler.policy.readings import reported
 from scaler.simulate import command as simulate_command
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def _describe_rules(name: str, rules: ScalingRules) -> list[str]:
-    policies = ", ".join(
-        f"{p.value}{'%' if p.type.value == 'Percent' else ' pods'} per {p.period_seconds}s"
-        for p in rules.policies
-    )
-    return [
-        f"  {name}: window {rules.stabilization_window_seconds}s, "
-        f"select {rules.select_policy.value}, tolerance {rules.tolerance:g}, "
-        f"policies: {policies}"
-    ]
-
-
-def _describe_behavior(behavior: Behavior) -> list[str]:
-    if behavior.legacy:
-        down = behavior.scale_down
-        return [f"  {describe_legacy(down.stabilization_window_seconds, down.tolerance)}"]
-    return _describe_rules("scaleUp", behavior.scale_up) + _describe_rules(
-        "scaleDown", behavior.scale_down
-    )
-
-
 def _config_check(args: argparse.Namespace) -> int:
     # The environment counts as it does for `scaler run`: approve what run would run.
-    explained = explain(args.file, os.environ)
-    config = explained.config
-    print(f"{explained.path} ({explained.path_from}): valid")
-    print("\n".join(_describe_settings(explained)))
-    for target in config.targets:
-        policy = target.to_policy()
-        print(f"{target.key}: {target.min_replicas}..{policy.max_replicas} replicas")
-        zero = target.zero_rule()
-        if zero is not None:  # the engine's own minimum is then 1 (scaler/policy/zero.py)
-            print(
-                f"  scale to zero: 0 -> 1 at once when {zero.metric} > 0; 1 -> 0 once "
-                f"{zero.metric} has read 0 for {zero.idle_seconds:g} s"
-            )
-        for metric, spec in zip(target.metrics, policy.metrics, strict=True):
-            print(
-                f"  metric {spec.name}: {spec.source.value}, "
-                f"{spec.target_type.value} {spec.target:g}"
-            )
-            print(f"    reports {reported(spec)}")
-            print("\n".join(f"    {line}" for line in metric.reads))
-        print("\n".join(_describe_behavior(policy.behavior)))
+    print("\n".join(describe(explain(args.file, os.environ))))
     return 0
-
-
-def _describe_settings(explained: Explained) -> list[str]:
-    """Each top-level setting, its value in force and where it came from."""
-    values = explained.config.model_dump(by_alias=True, exclude={"targets"}, mode="json")
-    lines = []
-    for key, origin in explained.origins.items():
-        if key not in values:
-            continue
-        value = values[key]
-        parts = value.items() if isinstance(value, dict) else [("", value)]
-        for part, item in parts:
-            shown = "unset" if item is None else item if isinstance(item, str) else json.dumps(item)
-            lines.append(f"  {key}{'.' if part else ''}{part}: {shown} ({origin})")
-    return lines
 
 
 def _run(args: argparse.Namespace) -> int:
