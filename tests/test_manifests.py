@@ -50,9 +50,12 @@ WRITABLE_ROOT = {
 # The scaler's Role, exactly: (apiGroup, resource, verb).
 SCALER_RULES = {
     ("apps", "deployments", "get"),
+    ("apps", "deployments", "list"),
+    ("apps", "deployments", "watch"),
     ("apps", "deployments/scale", "get"),
     ("apps", "deployments/scale", "patch"),
     ("", "pods", "list"),
+    ("", "pods", "watch"),
     ("", "pods", "patch"),
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
@@ -60,6 +63,7 @@ SCALER_RULES = {
     ("events.k8s.io", "events", "create"),
     ("", "events", "create"),
     ("autoscaling", "horizontalpodautoscalers", "list"),
+    ("autoscaling", "horizontalpodautoscalers", "watch"),
 }
 
 SECRET_LIKE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|CREDENTIAL|DATABASE_URL|DB_URL")

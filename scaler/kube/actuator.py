@@ -26,10 +26,8 @@ from scaler.kube.api_call import call, call_json
 from scaler.kube.errors import Conflict, KubeError
 from scaler.kube.hpas import HPA_REFRESH, HpaCache
 from scaler.kube.microtime import micro_time
-from scaler.kube.pods import deletion_cost, pod_from_json, pod_ip
-from scaler.kube.selector import label_selector
+from scaler.kube.observed import DeploymentView, deployment_view, workload_of
 from scaler.kube.workload import Workload
-from scaler.policy import Pod
 
 SCALE_ATTEMPTS = 3
 """PATCHes of the scale before ``scale`` gives up on 409 Conflict and raises Conflict."""
@@ -46,18 +44,6 @@ class _Seen:
 
     uid: str | None
     version: str | None  # the Deployment's (= its scale's) resourceVersion, for the next PATCH
-
-
-@dataclass(frozen=True, slots=True)
-class _Deployment:
-    """The fields of a Deployment that ``observe`` reads."""
-
-    spec_replicas: int
-    status_replicas: int
-    selector: str  # spec.selector as a labelSelector string, as its scale's status.selector
-    annotations: dict[str, str]
-    uid: str | None
-    version: str | None  # metadata.resourceVersion, which its scale subresource shares
 
 
 class KubeActuator:
@@ -93,6 +79,7 @@ class KubeActuator:
         self._container = container
         self._instance = instance or socket.gethostname()
         self._seen: dict[tuple[str, str], _Seen] = {}
+        self._written: dict[tuple[str, str], int] = {}
 
     def with_container(self, container: str | None) -> KubeActuator:
         """This actuator, counting only ``container``'s CPU request in a pod's
@@ -115,43 +102,36 @@ class KubeActuator:
         found = await self._read_deployment(namespace, deployment)
         if not found.selector:  # an empty selector would match every pod in the namespace
             raise KubeError(f"deployment {namespace}/{deployment}: its spec.selector is empty")
-        pods, ips, costs = await call_json(
+        pods = await call_json(
             f"list pods of deployment {namespace}/{deployment} ({found.selector})",
             self._core.list_namespaced_pod(
                 namespace, label_selector=found.selector, _preload_content=False
             ),
             timeout=self._timeout,
-            decode=self._pods,
+            decode=lambda listed: list(listed.get("items") or ()),
         )
         conflicting_hpa = (await asyncio.shield(hpas)).get(deployment)
         self._seen[(namespace, deployment)] = _Seen(found.uid, found.version)
-        return Workload(
-            spec_replicas=found.spec_replicas,
-            status_replicas=found.status_replicas,
-            pods=pods,
-            annotations=found.annotations,
+        return workload_of(
+            found,
+            pods,
             conflicting_hpa=conflicting_hpa,
-            pod_ips=ips,
-            deletion_costs=costs,
+            container=self._container,
+            what=f"list pods of deployment {namespace}/{deployment}",
         )
 
-    async def _read_deployment(self, namespace: str, deployment: str) -> _Deployment:
+    def written(self, namespace: str, deployment: str) -> int | None:
+        """The replicas of our last successful scale PATCH of the Deployment, if any:
+        a watch that reports them is our own write coming back, not someone else's."""
+        return self._written.get((namespace, deployment))
+
+    async def _read_deployment(self, namespace: str, deployment: str) -> DeploymentView:
         return await call_json(
             f"read deployment {namespace}/{deployment}",
             self._apps.read_namespaced_deployment(deployment, namespace, _preload_content=False),
             timeout=self._timeout,
-            decode=_deployment,
+            decode=deployment_view,
         )
-
-    def _pods(
-        self, listed: Mapping[str, Any]
-    ) -> tuple[tuple[Pod, ...], dict[str, str], dict[str, str]]:
-        items = listed.get("items") or ()
-        pods = tuple(pod_from_json(p, container=self._container) for p in items)
-        named = list(zip(pods, items, strict=True))
-        ips = {pod.name: ip for pod, p in named if (ip := pod_ip(p))}
-        costs = {pod.name: cost for pod, p in named if (cost := deletion_cost(p)) is not None}
-        return pods, ips, costs
 
     async def annotate_pod(self, namespace: str, pod: str, annotations: Mapping[str, str]) -> None:
         """A merge PATCH of the pod's annotations (RBAC: ``pods``, ``patch``); raises
@@ -202,6 +182,7 @@ class KubeActuator:
                 continue
             new_version = result.metadata.resource_version if result.metadata else None
             self._seen[key] = _Seen(seen.uid, new_version)
+            self._written[key] = replicas
             return
         raise Conflict(
             f"scale deployment {namespace}/{deployment} to {replicas}: the scale kept "
@@ -241,19 +222,6 @@ class KubeActuator:
             self._events.create_namespaced_event(namespace, body),
             timeout=self._timeout,
         )
-
-
-def _deployment(obj: Mapping[str, Any]) -> _Deployment:
-    """An apps/v1 Deployment's JSON, read as its scale subresource would serve it."""
-    metadata, spec, status = obj["metadata"], obj["spec"], obj.get("status") or {}
-    return _Deployment(
-        spec_replicas=spec.get("replicas") or 0,
-        status_replicas=status.get("replicas") or 0,  # left out when 0
-        selector=label_selector(spec.get("selector")),
-        annotations=dict(metadata.get("annotations") or {}),
-        uid=metadata.get("uid"),
-        version=metadata.get("resourceVersion"),
-    )
 
 
 def _event_name(deployment: str) -> str:

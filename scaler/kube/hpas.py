@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +97,18 @@ class HpaCache:
 
 
 def hpa_targets(listed: Mapping[str, Any]) -> HpaTargets:
-    """The Deployments scaled by the HPAs of an autoscaling/v2 HPA list (its JSON).
+    """The Deployments scaled by the HPAs of an autoscaling/v2 HPA list (its JSON)."""
+    return hpa_targets_of(listed.get("items") or ())
+
+
+def hpa_targets_of(hpas: Iterable[Mapping[str, Any]]) -> HpaTargets:
+    """The Deployments scaled by ``hpas`` (autoscaling/v2 HPAs, as JSON).
 
     An HPA scales a Deployment when its ``scaleTargetRef`` has kind Deployment and
     the apps group (``apps/v1``), or no group at all (``v1`` or no apiVersion).
     """
     targets: dict[str, str] = {}
-    for hpa in listed.get("items") or ():
+    for hpa in hpas:
         ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
         group = (ref.get("apiVersion") or "").rpartition("/")[0]  # "apps/v1" → "apps"
         if ref.get("kind") != "Deployment" or group not in ("apps", ""):

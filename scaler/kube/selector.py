@@ -36,3 +36,38 @@ def label_selector(selector: Mapping[str, Any] | None) -> str:
         parts.append((key, text))
     parts.sort(key=lambda part: part[0])  # stable: a key's matchLabels entry comes first
     return ",".join(text for _, text in parts)
+
+
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str] | None) -> bool:
+    """Whether a Deployment's ``spec.selector`` selects an object with ``labels``:
+    what the apiserver does with ``label_selector(selector)``, done client-side on the
+    pods of a watch-fed cache.
+
+    Every ``matchLabels`` pair must be present; ``In``: the key is present with one of
+    the values; ``NotIn``: absent or none of the values; ``Exists``/``DoesNotExist``.
+    An empty or missing selector selects everything (callers refuse it first). Raises
+    ValueError on an operator the apiserver would not have accepted.
+    """
+    have = labels or {}
+    if not selector:
+        return True
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if have.get(key) != value:
+            return False
+    return all(_requirement(expr, have) for expr in selector.get("matchExpressions") or ())
+
+
+def _requirement(expr: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    key, op = str(expr.get("key")), expr.get("operator")
+    present = key in labels
+    match op:
+        case "In":
+            return present and labels[key] in (expr.get("values") or ())
+        case "NotIn":
+            return not present or labels[key] not in (expr.get("values") or ())
+        case "Exists":
+            return present
+        case "DoesNotExist":
+            return not present
+        case _:
+            raise ValueError(f"{op!r} is not a valid label selector operator")
