@@ -9,7 +9,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from scaler.config import explain
-from scaler.config.explain import describe
+from scaler.config.report import describe
 from scaler.errors import ConfigError, ScalerError, UsageError
 from scaler.simulate import command as simulate_command
 
