@@ -111,7 +111,7 @@ class KubeActuator:
             decode=lambda listed: list(listed.get("items") or ()),
         )
         conflicting_hpa = (await asyncio.shield(hpas)).get(deployment)
-        self._seen[(namespace, deployment)] = _Seen(found.uid, found.version)
+        self._saw(namespace, deployment, found)
         return workload_of(
             found,
             pods,
@@ -119,6 +119,11 @@ class KubeActuator:
             container=self._container,
             what=f"list pods of deployment {namespace}/{deployment}",
         )
+
+    def _saw(self, namespace: str, deployment: str, found: DeploymentView) -> None:
+        """Keep what ``observe`` read for the next ``scale`` (its precondition) and
+        ``event`` (the uid)."""
+        self._seen[(namespace, deployment)] = _Seen(found.uid, found.version)
 
     def written(self, namespace: str, deployment: str) -> int | None:
         """The replicas of our last successful scale PATCH of the Deployment, if any:
