@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from scaler.controller.metrics import ControllerMetrics
 from scaler.controller.target import TargetReconciler
@@ -25,6 +26,13 @@ never scales, and /readyz must say so instead of 200."""
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class TickBatch(Protocol):
+    """Told at each tick which targets it decides, before they read (the readers'
+    ``PrometheusBatch`` groups their queries by it)."""
+
+    def begin(self, now: float, keys: Sequence[str]) -> None: ...
 
 
 class Controller:
@@ -44,8 +52,10 @@ class Controller:
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         push_min_interval: float = 0.05,
+        batch: TickBatch | None = None,
     ) -> None:
         self.targets = list(targets)
+        self.batch = batch
         self.metrics = metrics
         self.clock = clock
         self.sleep = sleep
@@ -79,6 +89,8 @@ class Controller:
         now = self.clock()  # read once: every target of this tick sees the same time
         due = [i for i, at in self.due.items() if at <= now]
         triggers = ["poll" if self.polled[i] <= now else "push" for i in due]
+        if self.batch is not None:
+            self.batch.begin(now, [self.targets[i].target.key for i in due])
         self.deciding.update(due)
         try:
             with self.metrics.poll_duration.time():

@@ -38,6 +38,9 @@ from scaler.sources.base import (
     plausible,
 )
 
+Answer = tuple[str, Any]
+"""``(resultType, result)`` of a successful instant query, as Prometheus sent them."""
+
 QUERY_SHOWN: Final = 120
 """Characters of a query quoted in an error message; longer ones are cut with '…'."""
 
@@ -80,12 +83,21 @@ class PrometheusSource:
 
     async def value(self, query: str, *, now: float) -> Sample:
         """The one series (or scalar) ``query`` returns at ``now`` (unix seconds)."""
-        result_type, result = await self._query(query, now)
+        return self.value_of(query, await self.answer(query, now=now), now=now)
+
+    async def per_pod(self, query: str, *, now: float) -> PodSamples:
+        """One sample per pod, keyed by each series' ``pod`` label, at ``now``."""
+        return self.per_pod_of(query, await self.answer(query, now=now), now=now)
+
+    def value_of(self, query: str, answer: Answer, *, now: float) -> Sample:
+        """``value`` from an answer already fetched (e.g. a target's share of a group
+        query's answer); errors name ``query``."""
+        result_type, result = answer
         try:
             if result_type == "scalar":
                 point = result
             else:
-                series = _vector(query, result_type, result)
+                series = vector_series(query, result_type, result)
                 if len(series) != 1:
                     raise _count_error(query, series)
                 point = series[0]["value"]
@@ -97,14 +109,14 @@ class PrometheusSource:
         plausible(sample.value, f"{_q(query)} returned")
         return sample
 
-    async def per_pod(self, query: str, *, now: float) -> PodSamples:
-        """One sample per pod, keyed by each series' ``pod`` label, at ``now``."""
-        result_type, result = await self._query(query, now)
+    def per_pod_of(self, query: str, answer: Answer, *, now: float) -> PodSamples:
+        """``per_pod`` from an answer already fetched; errors name ``query``."""
+        result_type, result = answer
         if result_type == "scalar":
             raise MissingLabel(f"{_q(query)} returned a scalar, which has no pod label")
         samples: dict[str, Sample] = {}
         try:
-            series = _vector(query, result_type, result)
+            series = vector_series(query, result_type, result)
             if not series:
                 raise EmptyResult(f"{_q(query)} returned no series")
             for one in series:
@@ -129,7 +141,7 @@ class PrometheusSource:
             plausible(sample.value, f"{_q(query)} for pod {pod!r} returned")
         return PodSamples(samples)
 
-    async def _query(self, query: str, now: float) -> tuple[str, Any]:
+    async def answer(self, query: str, *, now: float) -> Answer:
         """``(resultType, result)`` of a successful answer; every failure typed."""
         # ``timeout`` as float seconds: Prometheus 2.x rejects fractional durations ("0.5s").
         params = {"query": query, "time": f"{now:.3f}", "timeout": f"{self._timeout:g}"}
@@ -172,7 +184,7 @@ class PrometheusSource:
         return sample
 
 
-def _decode(query: str, status_code: int, body: bytes) -> tuple[str, Any]:
+def _decode(query: str, status_code: int, body: bytes) -> Answer:
     """``(resultType, result)`` from a 2xx body of Prometheus's documented envelope."""
     try:
         document = json.loads(body)
@@ -189,7 +201,9 @@ def _decode(query: str, status_code: int, body: bytes) -> tuple[str, Any]:
         raise BadResponse(f"{_q(query)}: not a Prometheus API answer: {body[:80]!r}") from error
 
 
-def _vector(query: str, result_type: str, result: Any) -> list[dict[str, Any]]:
+def vector_series(query: str, result_type: str, result: Any) -> list[dict[str, Any]]:
+    """The series of an instant vector answer; ``BadResponse`` for another type,
+    ``TypeError`` for a vector that is not a list."""
     if result_type != "vector":
         raise BadResponse(
             f"{_q(query)} returned a {result_type}, not an instant vector"
