@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
+from scaler.kube.actuator import KubeActuator
 from scaler.kube.client import api_client
 from scaler.kube.informer import Backoff, Informer
 from tests.support.fake_kube import Cluster, running_cluster
-from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
+from tests.support.fake_kube_watch import KINDS, endpoint_slice, pod_endpoint
 from tests.support.gated_clock import DEADLINE, GatedClock
 from tests.support.tcp_relay import TcpRelay
 from tests.support.waits import until
@@ -306,3 +307,73 @@ def test_backoff_doubles_from_a_tenth_of_a_second_to_ten() -> None:
         0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0
     ]  # fmt: skip
     assert Backoff(initial=0.5).delay(10_000) == 10
+
+
+# --- the fake's watch of the controller's kinds: every write is an event -------------------
+
+
+def _kind_of(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
+    return "ADDED" if old is None else "DELETED" if new is None else "MODIFIED"
+
+
+def kind_informer(kube: Cluster, resource: str, seen: list[tuple[str, str]]) -> Informer:
+    kind = next(k for k in KINDS if k.resource == resource)
+    clock = GatedClock()
+    return Informer(
+        kube.api,
+        path=kind.path.format(ns=NS),
+        on_change=lambda name, old, new: seen.append((name, _kind_of(old, new))),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+async def test_every_write_helper_of_the_fake_is_a_watch_event(kube: Cluster) -> None:
+    fake = kube.fake
+    fake.add_deployment(NS, "ollama", replicas=1)
+    fake.add_pod(NS, "ollama-a", labels={"app": "ollama"})
+    resources = ("deployments", "pods", "horizontalpodautoscalers")
+    seen: dict[str, list[tuple[str, str]]] = {r: [] for r in resources}
+    informers = [kind_informer(kube, r, seen[r]) for r in resources]
+    tasks = [asyncio.create_task(i.run(), name=f"informer {n}") for n, i in enumerate(informers)]
+    try:
+        for resource in resources:
+            await asyncio.wait_for(fake.watch.wait_watches(1, resource), DEADLINE)
+        actuator = KubeActuator(kube.api, request_timeout=DEADLINE)
+        await actuator.scale(NS, "ollama", 3)  # the scale subresource's PATCH
+        await actuator.annotate_pod(
+            NS, "ollama-a", {"controller.kubernetes.io/pod-deletion-cost": "5"}
+        )
+        fake.update("deployments", NS, "ollama", {"metadata": {"annotations": {"x": "y"}}})
+        fake.add_pod(NS, "ollama-b", labels={"app": "ollama"})
+        fake.add_hpa(NS, "cpu", target_name="ollama")
+        fake.delete("pods", NS, "ollama-a")
+        fake.delete("deployments", NS, "ollama")
+        fake.add_deployment(NS, "ollama", replicas=2)  # recreated
+        await until(lambda: sum(map(len, seen.values())) == 10, timeout=DEADLINE)
+        assert seen == {
+            "deployments": [
+                ("ollama", "ADDED"),
+                ("ollama", "MODIFIED"),  # scaled
+                ("ollama", "MODIFIED"),  # annotated by someone else
+                ("ollama", "DELETED"),
+                ("ollama", "ADDED"),
+            ],
+            "pods": [
+                ("ollama-a", "ADDED"),
+                ("ollama-a", "MODIFIED"),  # its deletion cost
+                ("ollama-b", "ADDED"),
+                ("ollama-a", "DELETED"),
+            ],
+            "horizontalpodautoscalers": [("cpu", "ADDED")],
+        }
+        deployments, pods, _ = informers
+        assert [d["spec"]["replicas"] for d in deployments.items()] == [2]
+        assert [p["metadata"]["name"] for p in pods.items()] == ["ollama-b"]
+        counts = fake.request_counts()
+        assert counts["patch", "deployments/scale"] == 1 and counts["patch", "pods"] == 1
+        assert all(counts["list", r] == 1 and counts["watch", r] == 1 for r in resources)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

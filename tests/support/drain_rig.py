@@ -145,7 +145,7 @@ class Stack:
         self.held_at_sigterm.extend(held)
         self.show(self.ready_states())
         for i in victims:
-            del self.kube.fake.objects[("pods", NS, self.pods[i].name)]
+            self.kube.fake.delete("pods", NS, self.pods[i].name)
 
     @staticmethod
     def _stop(pod: Pod) -> int:

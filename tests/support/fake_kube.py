@@ -12,11 +12,12 @@ real HTTP with the apiserver's JSON shapes (``kind``/``apiVersion``/``metadata``
         assert kube.fake.calls("PATCH", "/scale$")[-1].body["spec"] == {"replicas": 3}
 
 Endpoints: apps/v1 deployments (GET, PATCH) and their ``scale`` subresource (GET,
-PATCH, PUT); core/v1 pods (list by ``labelSelector``); coordination.k8s.io/v1 leases
-(GET, POST, PUT); core/v1 and events.k8s.io/v1 events (POST); autoscaling/v2
-horizontalpodautoscalers (list); discovery.k8s.io/v1 endpointslices (list and watch,
-through ``slices``: see ``tests/support/fake_kube_watch.py``). Every request is recorded in
-``requests``.
+PATCH, PUT); core/v1 pods (PATCH of metadata); coordination.k8s.io/v1 leases
+(GET, POST, PUT); core/v1 and events.k8s.io/v1 events (POST); list and watch (by
+``labelSelector``) of deployments, pods, autoscaling/v2 horizontalpodautoscalers and
+discovery.k8s.io/v1 endpointslices, through ``watch``: see
+``tests/support/fake_kube_watch.py``. Every request is recorded in ``requests``;
+``request_counts()`` tallies them by verb and resource.
 
 Like the apiserver, one resourceVersion counter covers all objects; a write that
 changes an object bumps it (a no-op write does not); a write that carries a stale
@@ -36,6 +37,7 @@ import json
 import math
 import re
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,7 +51,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from scaler.kube.client import api_client
 from tests.support import fake_kube_objects as objects
-from tests.support.fake_kube_watch import EndpointSlices
+from tests.support.fake_kube_watch import EndpointSlices, Watches, request_counts
 
 TOKEN = "fake-token"
 """The bearer token the fake expects (and ``write_kubeconfig`` writes)."""
@@ -181,6 +183,8 @@ class FakeKube:
         self.url = ""
         self.slices = EndpointSlices(self)
         """EndpointSlices: add, change, delete them; script their watches."""
+        self.watch: Watches = self.slices
+        """The watches of every kind (the same object as ``slices``)."""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -330,12 +334,29 @@ class FakeKube:
         key = (resource, namespace, name)
         self._store(resource, _merge(self.objects[key], patch))
 
+    def delete(self, resource: str, namespace: str, name: str) -> None:
+        """Another client's delete: a DELETED event carrying the object's last state at a
+        new version (the delete itself bumps it, as in etcd)."""
+        obj = self.objects.pop((resource, namespace, name))
+        self._version += 1
+        obj["metadata"]["resourceVersion"] = str(self._version)
+        self.watch.record(resource, "DELETED", obj)
+
+    def request_counts(self) -> Counter[tuple[str, str]]:
+        """The requests so far by (verb, resource): ``("watch", "pods")``,
+        ``("patch", "deployments/scale")``; verbs are the audit log's."""
+        return request_counts(self.requests)
+
     def _store(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Every write goes through here: a new resourceVersion and a watch event."""
         meta = obj["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
         self._version += 1
         meta["resourceVersion"] = str(self._version)
-        self.objects[(resource, meta["namespace"], meta["name"])] = obj
+        key = (resource, meta["namespace"], meta["name"])
+        kind = "MODIFIED" if key in self.objects else "ADDED"
+        self.objects[key] = obj
+        self.watch.record(resource, kind, obj)
         return obj
 
     # -- scripted failures and recorded requests ---------------------------------
@@ -420,10 +441,7 @@ class FakeKube:
         router.add_get(_APPS + "/scale", self._get_scale)
         router.add_patch(_APPS + "/scale", self._patch_scale)
         router.add_put(_APPS + "/scale", self._put_scale)
-        router.add_get("/api/v1" + _NAMESPACED + "/pods", self._list_pods)
         router.add_patch("/api/v1" + _NAMESPACED + "/pods/{name}", self._patch_pod)
-        hpas = "/apis/autoscaling/v2" + _NAMESPACED + "/horizontalpodautoscalers"
-        router.add_get(hpas, self._list_hpas)
         router.add_get(_LEASES + "/{name}", self._get_lease)
         router.add_post(_LEASES, self._create_lease)
         router.add_put(_LEASES + "/{name}", self._replace_lease)
@@ -504,21 +522,6 @@ class FakeKube:
             deployment = self._store("deployments", deployment)
         return self._scale_of(deployment)
 
-    async def _list_pods(self, request: web.Request) -> web.Response:
-        ns = request.match_info["ns"]
-        try:
-            requirements = objects.parse_selector(request.query.get("labelSelector", ""))
-        except objects.SelectorError as err:
-            raise ApiError(400, str(err)) from err
-        items = [
-            obj
-            for (resource, obj_ns, _), obj in sorted(self.objects.items())
-            if resource == "pods"
-            and obj_ns == ns
-            and all(req(obj["metadata"].get("labels") or {}) for req in requirements)
-        ]
-        return self._list("PodList", "v1", items)
-
     async def _patch_pod(self, request: web.Request) -> web.Response:
         """A merge patch of a pod's metadata (what scaler writes: annotations)."""
         current = self._find("pods", request, "pods")
@@ -536,15 +539,6 @@ class FakeKube:
         for fixed in ("name", "namespace", "creationTimestamp"):
             merged["metadata"][fixed] = current["metadata"][fixed]
         return web.json_response(self._store("pods", merged) if merged != current else current)
-
-    async def _list_hpas(self, request: web.Request) -> web.Response:
-        ns = request.match_info["ns"]
-        items = [
-            obj
-            for (resource, obj_ns, _), obj in sorted(self.objects.items())
-            if resource == "horizontalpodautoscalers" and obj_ns == ns
-        ]
-        return self._list("HorizontalPodAutoscalerList", "autoscaling/v2", items)
 
     def _list(self, kind: str, api_version: str, items: list[dict[str, Any]]) -> web.Response:
         # Items in a list response carry no kind/apiVersion of their own.

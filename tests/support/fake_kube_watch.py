@@ -1,22 +1,28 @@
-"""EndpointSlices and their watch, for the fake API server in ``tests/support/fake_kube.py``.
+"""List and watch, for the fake API server in ``tests/support/fake_kube.py``.
 
-discovery.k8s.io/v1 endpointslices, one route for both verbs, as the apiserver has::
+Deployments, pods, horizontalpodautoscalers and endpointslices (``KINDS``), one route
+for both verbs per kind, as the apiserver has::
 
-    GET /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=...
+    GET /apis/apps/v1/namespaces/{ns}/deployments?labelSelector=...
         a list; its ``metadata.resourceVersion`` is the fake's current version
     ... &watch=true&resourceVersion=N[&timeoutSeconds=T][&allowWatchBookmarks=true]
         a stream of ``{"type": ..., "object": ...}`` JSON lines: every change after N
         that matches (kept since the last ``compact``), then each new one as it happens;
-        N empty or "0": first an ADDED for each matching slice. N older than what is
+        N empty or "0": first an ADDED for each matching object. N older than what is
         kept: an ERROR event carrying a 410 ``Expired`` Status, as the watch cache
         sends. The stream ends after T seconds, on ``expire_watches`` or on shutdown.
 
-Helpers (``kube.fake.slices``): ``add`` / ``replace`` / ``delete`` a slice (each one
-write with its own resourceVersion, from the fake's single counter),
+Every write of the fake (the seeding helpers, ``update``, ``delete``, and the API's
+own PATCH/PUT/POST) goes through ``FakeKube._store`` or ``FakeKube.delete``, which
+``record`` it: one history and one resourceVersion counter for all kinds, as etcd has.
+
+Helpers (``kube.fake.watch``, also reachable as ``kube.fake.slices``):
 ``expire_watches`` (end every open stream, optionally with a 410 first),
 ``gone_next_watch`` (the next watch answers 410, in the stream or as its HTTP
-status), ``compact``, ``bookmark`` and ``wait_watches``. ``endpoint_slice`` and
-``pod_endpoint`` build the objects the EndpointSlice controller writes.
+status), ``compact``, ``bookmark`` and ``wait_watches``; for slices, ``add`` /
+``replace`` / ``delete`` (each one write with its own resourceVersion).
+``endpoint_slice`` and ``pod_endpoint`` build the objects the EndpointSlice controller
+writes. ``request_counts`` tallies a request log by verb and resource.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -116,26 +124,57 @@ def _expired(since: str) -> dict[str, Any]:
     return status(410, "Expired", f"too old resource version: {since}")
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A watchable collection: its plural, its ``kind`` and ``apiVersion``, its list path."""
+
+    resource: str
+    kind: str
+    api_version: str
+    path: str
+
+
+KINDS = (
+    Kind("deployments", "Deployment", "apps/v1", "/apis/apps/v1/namespaces/{ns}/deployments"),
+    Kind("pods", "Pod", "v1", "/api/v1/namespaces/{ns}/pods"),
+    Kind(
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        "autoscaling/v2",
+        "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+    ),
+    Kind(RESOURCE, "EndpointSlice", API_VERSION, PATH),
+)
+
+
 @dataclass
 class _Change:
     version: int
+    resource: str
     type: str
     obj: dict[str, Any]
 
 
 @dataclass
 class _Watcher:
+    kind: Kind
     namespace: str
     requirements: list[objects.Requirement]
     bookmarks: bool
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
 
-    def wants(self, obj: dict[str, Any]) -> bool:
-        return obj["metadata"]["namespace"] == self.namespace and _matches(obj, self.requirements)
+    def wants(self, resource: str, obj: dict[str, Any]) -> bool:
+        meta = obj["metadata"]
+        return (
+            resource == self.kind.resource
+            and meta["namespace"] == self.namespace
+            and _matches(obj, self.requirements)
+        )
 
 
-class EndpointSlices:
-    """The fake's endpointslices (stored in ``FakeKube.objects``) and their watches."""
+class Watches:
+    """Every write of the fake (``FakeKube._store`` and ``delete`` call ``record``), and
+    the list and watch of each kind in ``KINDS``; one history, one version counter."""
 
     def __init__(self, fake: FakeKube) -> None:
         self._fake = fake
@@ -145,51 +184,37 @@ class EndpointSlices:
         self._open: list[_Watcher] = []
         self._gone_next: str | None = None
         self._opened = asyncio.Condition()
-        self.watches_started = 0
-        """Watch streams answered so far (each one a 200 with events to follow)."""
+        self.started: Counter[str] = Counter()
+        """Watch streams answered so far (each one a 200 with events to follow), by kind."""
 
-    # -- changes ---------------------------------------------------------------------
+    @property
+    def watches_started(self) -> int:
+        """Watch streams answered so far, of all kinds."""
+        return sum(self.started.values())
 
-    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create a slice (``endpoint_slice``'s shape): an ADDED event."""
-        meta = obj["metadata"]
-        if (RESOURCE, meta["namespace"], meta["name"]) in self._fake.objects:
-            raise ValueError(f"endpointslice {meta['name']} already exists")
-        return self._write("ADDED", copy.deepcopy(obj))
-
-    def replace(self, namespace: str, name: str, **changes: Any) -> dict[str, Any]:
-        """Change top-level fields of a slice (``endpoints=[...]``, ``ports=[...]``)."""
-        obj = copy.deepcopy(self._fake.get(RESOURCE, namespace, name))
-        obj.update(copy.deepcopy(changes))
-        return self._write("MODIFIED", obj)
-
-    def delete(self, namespace: str, name: str) -> None:
-        """Delete a slice: a DELETED event carrying its last state at a new version."""
-        obj = self._fake.get(RESOURCE, namespace, name)
-        self._write("DELETED", obj)  # the delete itself bumps the version, as in etcd
-        del self._fake.objects[(RESOURCE, namespace, name)]
-
-    def _write(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
-        stored = self._fake._store(RESOURCE, obj)
-        change = _Change(int(stored["metadata"]["resourceVersion"]), kind, copy.deepcopy(stored))
+    def record(self, resource: str, kind: str, obj: dict[str, Any]) -> None:
+        """A write at ``obj``'s (new) resourceVersion: kept, and sent to open watches."""
+        change = _Change(
+            int(obj["metadata"]["resourceVersion"]), resource, kind, copy.deepcopy(obj)
+        )
         self._changes.append(change)
         for watcher in self._open:
-            if watcher.wants(change.obj):
+            if watcher.wants(resource, change.obj):
                 watcher.queue.put_nowait({"type": kind, "object": change.obj})
-        return stored
 
     # -- scripted watch behaviour ----------------------------------------------------
 
-    def expire_watches(self, *, gone: bool = False) -> int:
-        """End every open watch stream, as its timeout would; ``gone``: send an ERROR
-        event with a 410 first (history compacted under a running watch). Returns how
-        many streams were open."""
-        for watcher in self._open:
+    def expire_watches(self, *, gone: bool = False, resource: str | None = None) -> int:
+        """End every open watch stream (of ``resource``, or all), as its timeout would;
+        ``gone``: send an ERROR event with a 410 first (history compacted under a
+        running watch). Returns how many streams were ended."""
+        ended = [w for w in self._open if resource in (None, w.kind.resource)]
+        for watcher in ended:
             if gone:
                 obj = _expired(str(self._fake._version))
                 watcher.queue.put_nowait({"type": "ERROR", "object": obj})
             watcher.queue.put_nowait(None)
-        return len(self._open)
+        return len(ended)
 
     def gone_next_watch(self, *, http: bool = False) -> None:
         """The next watch request answers 410 Expired, whatever its resourceVersion:
@@ -204,19 +229,21 @@ class EndpointSlices:
 
     def bookmark(self) -> None:
         """Send a BOOKMARK at the current version to the watches that allowed them."""
-        obj = {
-            "kind": "EndpointSlice",
-            "apiVersion": API_VERSION,
-            "metadata": {"resourceVersion": str(self._fake._version)},
-        }
         for watcher in self._open:
             if watcher.bookmarks:
+                obj = {
+                    "kind": watcher.kind.kind,
+                    "apiVersion": watcher.kind.api_version,
+                    "metadata": {"resourceVersion": str(self._fake._version)},
+                }
                 watcher.queue.put_nowait({"type": "BOOKMARK", "object": obj})
 
-    async def wait_watches(self, count: int) -> None:
-        """Until ``count`` watch streams have been answered in all."""
+    async def wait_watches(self, count: int, resource: str | None = None) -> None:
+        """Until ``count`` watch streams (of ``resource``, or all) have been answered."""
         async with self._opened:
-            await self._opened.wait_for(lambda: self.watches_started >= count)
+            await self._opened.wait_for(
+                lambda: (self.started[resource] if resource else self.watches_started) >= count
+            )
 
     def close(self) -> None:
         """End the open streams, so the server can shut down at once."""
@@ -226,9 +253,10 @@ class EndpointSlices:
     # -- HTTP ------------------------------------------------------------------------
 
     def routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get(PATH, self._list_or_watch)
+        for kind in KINDS:
+            router.add_get(kind.path, functools.partial(self._list_or_watch, kind))
 
-    async def _list_or_watch(self, request: web.Request) -> web.StreamResponse:
+    async def _list_or_watch(self, kind: Kind, request: web.Request) -> web.StreamResponse:
         ns = request.match_info["ns"]
         try:
             requirements = objects.parse_selector(request.query.get("labelSelector", ""))
@@ -236,13 +264,13 @@ class EndpointSlices:
             return web.json_response(status(400, "BadRequest", str(err)), status=400)
         if request.query.get("watch", "").lower() in ("true", "1"):
             bookmarks = request.query.get("allowWatchBookmarks", "").lower() == "true"
-            return await self._watch(request, _Watcher(ns, requirements, bookmarks))
+            return await self._watch(request, _Watcher(kind, ns, requirements, bookmarks))
         items = [
             obj
             for (resource, obj_ns, _), obj in sorted(self._fake.objects.items())
-            if resource == RESOURCE and obj_ns == ns and _matches(obj, requirements)
+            if resource == kind.resource and obj_ns == ns and _matches(obj, requirements)
         ]
-        return self._fake._list("EndpointSliceList", API_VERSION, items)
+        return self._fake._list(f"{kind.kind}List", kind.api_version, items)
 
     async def _watch(self, request: web.Request, watcher: _Watcher) -> web.StreamResponse:
         since = request.query.get("resourceVersion", "")
@@ -268,15 +296,14 @@ class EndpointSlices:
 
     def _replay(self, watcher: _Watcher, since: str) -> None:
         if since in ("", "0"):
-            current = [
-                obj for (resource, _, _), obj in sorted(self._fake.objects.items())
-                if resource == RESOURCE
-            ]  # fmt: skip
-            events = [("ADDED", obj) for obj in current]
+            events = [
+                ("ADDED", resource, obj)
+                for (resource, _, _), obj in sorted(self._fake.objects.items())
+            ]
         else:
-            events = [(c.type, c.obj) for c in self._changes if c.version > int(since)]
-        for kind, obj in events:
-            if watcher.wants(obj):
+            events = [(c.type, c.resource, c.obj) for c in self._changes if c.version > int(since)]
+        for kind, resource, obj in events:
+            if watcher.wants(resource, obj):
                 watcher.queue.put_nowait({"type": kind, "object": copy.deepcopy(obj)})
 
     async def _stream(
@@ -286,7 +313,7 @@ class EndpointSlices:
         response.enable_chunked_encoding()
         await response.prepare(request)
         async with self._opened:
-            self.watches_started += 1
+            self.started[watcher.kind.resource] += 1
             self._opened.notify_all()
         seconds = int(timeout) if timeout and int(timeout) > 0 else None
         with contextlib.suppress(TimeoutError):
@@ -295,6 +322,44 @@ class EndpointSlices:
                     await response.write(json.dumps(event).encode() + b"\n")
         await response.write_eof()
         return response
+
+
+class EndpointSlices(Watches):
+    """``Watches``, with helpers to write EndpointSlices as their controller does."""
+
+    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create a slice (``endpoint_slice``'s shape): an ADDED event."""
+        meta = obj["metadata"]
+        if (RESOURCE, meta["namespace"], meta["name"]) in self._fake.objects:
+            raise ValueError(f"endpointslice {meta['name']} already exists")
+        return self._fake._store(RESOURCE, copy.deepcopy(obj))
+
+    def replace(self, namespace: str, name: str, **changes: Any) -> dict[str, Any]:
+        """Change top-level fields of a slice (``endpoints=[...]``, ``ports=[...]``)."""
+        obj = copy.deepcopy(self._fake.get(RESOURCE, namespace, name))
+        obj.update(copy.deepcopy(changes))
+        return self._fake._store(RESOURCE, obj)
+
+    def delete(self, namespace: str, name: str) -> None:
+        """Delete a slice: a DELETED event carrying its last state at a new version."""
+        self._fake.delete(RESOURCE, namespace, name)
+
+
+def request_counts(requests: Iterable[Any]) -> Counter[tuple[str, str]]:
+    """``FakeKube.requests`` tallied by (verb, resource) as the apiserver's audit log
+    names them: verb get, list, watch, patch, put, post or delete; resource the
+    plural, with its subresource (``deployments/scale``)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for request in requests:
+        parts = request.path.strip("/").split("/")
+        rest = parts[parts.index("namespaces") + 2 :] if "namespaces" in parts else parts[-1:]
+        resource = "/".join(rest[:1] + rest[2:3])
+        verb = request.method.lower()
+        if verb == "get" and len(rest) == 1:
+            watching = request.query.get("watch", "").lower() in ("true", "1")
+            verb = "watch" if watching else "list"
+        counts[verb, resource] += 1
+    return counts
 
 
 def _matches(obj: dict[str, Any], requirements: list[objects.Requirement]) -> bool:
