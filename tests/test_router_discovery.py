@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from scaler.kube.client import api_client
-from scaler.router.discovery import Backoff, EndpointSliceWatch
+from scaler.router.discovery import BACKOFF, EndpointSliceWatch
 from scaler.router.endpoints import Endpoint, EndpointState, Snapshot
 from scaler.router.slices import SliceError, endpoint_state, slice_endpoints
 from tests.support.fake_kube import TOKEN, Cluster, running_cluster
 from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
-from tests.support.fakes import FakeClock
+from tests.support.gated_clock import DEADLINE, GatedClock
 from tests.support.tcp_relay import TcpRelay
 
 NS, SERVICE = "ml", "ollama"
@@ -31,29 +31,6 @@ READY, NOT_READY, TERMINATING = (
     EndpointState.NOT_READY,
     EndpointState.TERMINATING,
 )
-DEADLINE = 5.0  # seconds: a guard against a hang, never waited out when things work
-
-
-class GatedClock(FakeClock):
-    """A fake clock whose ``sleep`` returns only when the test calls ``wake``."""
-
-    def __init__(self) -> None:
-        super().__init__(now=0.0)
-        self._asked: asyncio.Queue[float] = asyncio.Queue()
-        self._woken = asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        self._asked.put_nowait(seconds)
-        await self._woken.wait()
-        self._woken.clear()
-        await super().sleep(seconds)
-
-    async def asleep(self) -> float:
-        """The delay of the next sleep, once discovery is in it."""
-        return await asyncio.wait_for(self._asked.get(), DEADLINE)
-
-    def wake(self) -> None:
-        self._woken.set()
 
 
 class Recorder:
@@ -84,8 +61,11 @@ class Watching:
     cluster: Cluster
 
     def lists(self) -> int:
+        return self.cluster.fake.request_counts()["list", "endpointslices"]
+
+    def watch_queries(self) -> list[dict[str, str]]:
         calls = self.cluster.fake.calls("GET", "/endpointslices$")
-        return sum(1 for r in calls if "watch" not in r.query)
+        return [r.query for r in calls if "watch" in r.query]
 
     async def watches(self, count: int) -> None:
         await asyncio.wait_for(self.cluster.fake.slices.wait_watches(count), DEADLINE)
@@ -195,18 +175,19 @@ async def test_a_pod_moving_between_slices_is_one_endpoint_in_its_most_cautious_
         assert await w.changes.next() == {"a": (url(1), READY), "b": (url(2), READY)}
 
 
-# --- the watch ends, and discovery lists again ----------------------------------------------
+# --- the watch ends: discovery resumes it, or lists again after a 410 -------------------------
 
 
-async def test_an_expired_watch_relists_at_once_without_losing_a_pod(kube: Cluster) -> None:
+async def test_an_expired_watch_resumes_at_once_without_losing_a_pod(kube: Cluster) -> None:
     add(kube, "ollama-1", pod_endpoint("a", "10.0.0.1"), pod_endpoint("b", "10.0.0.2"))
+    listed = str(kube.fake._version)
     async with watching(kube) as w:
         await w.started()
         w.clock.now += 300  # the watch ran its course
         assert kube.fake.slices.expire_watches() == 1
         await w.watches(2)
-        assert w.lists() == 2 and len(w.changes.snapshots) == 1  # nothing changed: silence
-        # A change made while no watch is open is in the next list.
+        assert w.lists() == 1 and len(w.changes.snapshots) == 1  # nothing changed: silence
+        # A change made while no watch is open is replayed by the next watch.
         w.clock.now += 300
         kube.fake.slices.expire_watches()
         add(kube, "ollama-2", pod_endpoint("c", "10.0.0.3"))
@@ -216,7 +197,9 @@ async def test_an_expired_watch_relists_at_once_without_losing_a_pod(kube: Clust
             "c": (url(3), READY),
         }
         await w.watches(3)
-        assert w.lists() == 3 and len(w.changes.snapshots) == 2 and w.clock.slept == []
+        assert w.lists() == 1 and len(w.changes.snapshots) == 2 and w.clock.slept == []
+        # No event came before c's: each watch resumed from the list's version.
+        assert [q["resourceVersion"] for q in w.watch_queries()] == [listed] * 3
 
 
 async def test_a_410_in_a_running_watch_relists_at_once(kube: Cluster) -> None:
@@ -247,7 +230,7 @@ async def test_a_watch_refused_with_410_at_once_backs_off_then_relists(
         assert "ended at once, no event" in caplog.text
         w.clock.wake()
         await w.watches(2 if http else 3)  # an ERROR event comes in a stream of its own
-        assert w.lists() == 3 and len(w.changes.snapshots) == 1
+        assert w.lists() == 2 and len(w.changes.snapshots) == 1
 
 
 # --- errors and backoff -----------------------------------------------------------------
@@ -407,7 +390,7 @@ def test_a_malformed_slice_is_a_slice_error() -> None:
 
 
 def test_backoff_doubles_to_its_bound() -> None:
-    backoff = Backoff()
+    backoff = BACKOFF
     assert [backoff.delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]
     assert backoff.delay(10_000) == 10
 

@@ -198,8 +198,8 @@ class Informer:
             self._change(name, None)
         for name, obj in items.items():
             self._change(name, obj)
+        self._settled()  # before the version is kept: if it fails, the next try lists again
         self.version, self.synced, self.heard_at = version, True, self._clock()
-        self._settled()
 
     def _change(self, name: str, new: Object | None) -> None:
         old = self._store.get(name)
