@@ -113,7 +113,7 @@ def _check_word(token: Token, after: str) -> None:
         return
     if word in _MATCHING:
         raise Unsupported(f"the clause {word!r}")
-    if after == "(" and word in _AGGREGATIONS:
+    if after in ("(", "by", "without") and word in _AGGREGATIONS:
         raise Unsupported(f"the aggregation {word!r} (only sum groups)")
     if after == "(" and word in _FUNCTIONS:
         raise Unsupported(f"the function {word!r}")
