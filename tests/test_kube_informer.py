@@ -221,6 +221,35 @@ async def test_a_bookmark_moves_the_version_and_counts_as_hearing_from_the_serve
         assert i.informer.heard_at == 30 and len(i.changes.calls) == 1
 
 
+async def test_an_event_larger_than_aiohttp_s_line_limit_is_read(kube: Cluster) -> None:
+    one = add(kube, "ollama-1", "a")
+    async with informing(kube) as i:
+        await i.started()
+        big = kube.fake.slices.replace(NS, "ollama-1", metadata={"name": "ollama-1",
+            "namespace": NS, "labels": {"kubernetes.io/service-name": "ollama"},
+            "annotations": {"note": "x" * 300_000}})  # fmt: skip
+        assert await i.changes.next() == [("ollama-1", one, _rv(big))]
+        assert i.informer.get("ollama-1") == big and i.clock.slept == []
+
+
+async def test_a_malformed_event_is_a_logged_failure_then_the_watch_resumes(
+    kube: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    add(kube, "ollama-1", "a")
+    async with informing(kube) as i:
+        await i.started()
+        i.clock.now += 60
+        [watcher] = kube.fake.watch._open
+        nameless = {"metadata": {"resourceVersion": str(kube.fake._version)}}
+        watcher.queue.put_nowait({"type": "ADDED", "object": nameless})
+        assert await i.clock.asleep() == 0.1
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warning.startswith("watch endpointslices of ml: a ADDED with no name; retrying")
+        i.clock.wake()
+        await i.watches(2)
+        assert i.lists() == 1
+
+
 # --- failures -----------------------------------------------------------------------------
 
 

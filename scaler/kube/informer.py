@@ -52,6 +52,9 @@ OnChange = Callable[[str, Object | None, Object | None], None]
 """``(name, old, new)``: old None for an add, new None for a delete."""
 SHORT_WATCH = 1.0
 """Seconds: a watch that ends sooner, having delivered nothing, counts as a failure."""
+MAX_EVENT_BYTES = 16 * 2**20
+"""The longest watch event line accepted: etcd stores objects of up to 1.5 MiB, and
+aiohttp's own ``readline`` stops at 128 KiB, which a large EndpointSlice can pass."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +239,9 @@ class Informer:
         response = await call(what, self._request(query, timeout), timeout=self._request_timeout)
         try:
             async with asyncio.timeout(seconds + self._request_timeout), response:
+                lines = _Lines(response.content)
                 if await self._opened(what, response):
-                    while (line := await response.content.readline()) and self._apply(what, line):
+                    while (line := await lines.next()) is not None and self._apply(what, line):
                         attempt.events += 1
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
             raise KubeError(f"{what}: {type(err).__name__}: {err}") from err
@@ -284,6 +288,32 @@ class Informer:
             return False
         message = str(status.get("message") or status.get("reason") or "no reason given")
         raise KubeError(f"{what}: {message[:200]} ({code})", status=code)
+
+
+class _Lines:
+    """The JSON lines of a watch stream, one at a time; blank lines skipped."""
+
+    def __init__(self, content: aiohttp.StreamReader) -> None:
+        self._content, self._buffer = content, bytearray()
+
+    async def next(self) -> bytes | None:
+        """The next line without its newline; None at the end of the stream."""
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+            elif len(self._buffer) > MAX_EVENT_BYTES:
+                raise ValueError(f"a watch event longer than {MAX_EVENT_BYTES} bytes")
+            elif chunk := await self._content.readany():
+                self._buffer += chunk
+                continue
+            else:
+                line, self._buffer = bytes(self._buffer), bytearray()
+                if not line.strip():
+                    return None
+            if line.strip():
+                return line
 
 
 def _version(obj: Object) -> str:
