@@ -29,6 +29,7 @@ from scaler.controller.loop import FAILING_POLLS, Controller
 from scaler.controller.metrics import ControllerMetrics, build_metrics
 from scaler.controller.push import push_feeds
 from scaler.controller.reading import readers_for
+from scaler.controller.reading.batch import PrometheusBatch
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
 from scaler.errors import ConfigError, quote
@@ -151,6 +152,8 @@ async def serving(
         source = PrometheusSource(
             session, config.prometheus_url, timeout=config.timeout, staleness=config.staleness
         )
+        # One query per metric shape per tick for the due targets (issue 16).
+        batch = PrometheusBatch(source, config.targets)
         actuator = KubeActuator(api, request_timeout=KUBE_REQUEST_TIMEOUT)
         scraper = ProxyScraper(session, timeout=config.timeout / 2)
         victims = VictimMarker(scraper, actuator)
@@ -166,7 +169,7 @@ async def serving(
                 target,
                 config=config,
                 readers=readers_for(
-                    target, source=source, metrics=metrics, scraper=scraper, feeds=feeds[target.key]
+                    target, source=batch, metrics=metrics, scraper=scraper, feeds=feeds[target.key]
                 ),
                 # Utilization over this container's request only, as the HPA's
                 # ContainerResource: a sidecar's request would dilute it.
@@ -178,7 +181,7 @@ async def serving(
             for target in config.targets
         ]
         controller = Controller(
-            reconcilers, metrics=metrics, push_min_interval=config.push_min_interval
+            reconcilers, metrics=metrics, push_min_interval=config.push_min_interval, batch=batch
         )
         service = Service(config, controller, metrics)
         app = web.Application()
