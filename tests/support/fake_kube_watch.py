@@ -21,8 +21,8 @@ Helpers (``kube.fake.watch``, also reachable as ``kube.fake.slices``):
 ``gone_next_watch`` (the next watch answers 410, in the stream or as its HTTP
 status), ``compact``, ``bookmark`` and ``wait_watches``; for slices, ``add`` /
 ``replace`` / ``delete`` (each one write with its own resourceVersion).
-``endpoint_slice`` and ``pod_endpoint`` build the objects the EndpointSlice controller
-writes. ``request_counts`` tallies a request log by verb and resource.
+``endpoint_slice`` and ``pod_endpoint`` (from ``fake_kube_slices``) build the objects
+the EndpointSlice controller writes. ``request_counts`` tallies a request log by verb and resource.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import contextlib
 import copy
 import functools
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,70 +40,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support import fake_kube_objects as objects
+from tests.support.fake_kube_slices import API_VERSION
+from tests.support.fake_kube_slices import endpoint_slice as endpoint_slice
+from tests.support.fake_kube_slices import pod_endpoint as pod_endpoint
 
 if TYPE_CHECKING:
     from tests.support.fake_kube import FakeKube
 
 RESOURCE = "endpointslices"
 PATH = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
-API_VERSION = "discovery.k8s.io/v1"
-SERVICE_LABEL = "kubernetes.io/service-name"
-
-
-def endpoint_slice(
-    namespace: str,
-    name: str,
-    *,
-    service: str,
-    endpoints: Iterable[dict[str, Any]] = (),
-    ports: Iterable[tuple[str, int | None]] = (("http", 11434),),
-    address_type: str = "IPv4",
-) -> dict[str, Any]:
-    """An EndpointSlice as the controller writes it for ``service`` (ports are TCP)."""
-    items = copy.deepcopy(list(endpoints))
-    for item in items:
-        ref = item.get("targetRef")
-        if ref is not None:
-            ref.setdefault("namespace", namespace)
-    return {
-        "kind": "EndpointSlice",
-        "apiVersion": API_VERSION,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "generateName": f"{service}-",
-            "labels": {
-                SERVICE_LABEL: service,
-                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
-            },
-            "creationTimestamp": objects.time_str(objects.EPOCH),
-        },
-        "addressType": address_type,
-        "endpoints": items,
-        "ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p in ports],
-    }
-
-
-def pod_endpoint(
-    pod: str,
-    ip: str,
-    *,
-    ready: bool = True,
-    terminating: bool = False,
-    publish_not_ready: bool = False,
-) -> dict[str, Any]:
-    """A pod's endpoint as upstream ``podToEndpoint`` derives it: ``ready`` is the pod's
-    Ready condition, ``terminating`` its deletionTimestamp (staging/src/k8s.io/endpointslice)."""
-    return {
-        "addresses": [ip],
-        "conditions": {
-            "ready": publish_not_ready or (ready and not terminating),
-            "serving": ready,
-            "terminating": terminating,
-        },
-        "targetRef": {"kind": "Pod", "name": pod, "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, pod))},
-        "nodeName": "minikube",
-    }
 
 
 def status(code: int, reason: str, message: str) -> dict[str, Any]:
