@@ -236,16 +236,53 @@ async def test_sigterm_stops_cleanly_and_releases_the_lease(
     config = parse_config(_config(scraped_prometheus.url, ns))
     kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
     process = await _start_cli(tmp_path, config, kubeconfig)
+    log = tmp_path / "scaler.log"
     await until(lambda: _holder(kube, ns), timeout=20, what="the CLI to lead")
+    await until(lambda: '"reason"' in log.read_text(), timeout=20, what="a decision")
+    await kube.watch.wait_watches(3)  # its caches: deployments, pods, HPAs of the namespace
     process.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(process.wait, 10)
     assert code == 0
     assert not _holder(kube, ns)
-    log = (tmp_path / "scaler.log").read_text()
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert any(line["message"] == "scaler run stopped" for line in lines)
     decisions = [line for line in lines if "reason" in line]
     assert decisions and {"target", "action", "replicas", "current", "metrics"} <= set(decisions[0])
+    # No watch task left behind or ended on its own: each was cancelled and awaited.
+    for leak in ("Task was destroyed", "never awaited", "ended unexpectedly", "Traceback"):
+        assert leak not in text
+
+
+async def test_polls_read_the_caches_a_change_wakes_and_the_watch_tasks_end_with_it(
+    kube: FakeKube, exporter: Exporter, exporter_namespace: str, tmp_path: Path
+) -> None:
+    ns = exporter_namespace
+    _seed(kube, exporter, ns)
+    closed = "http://127.0.0.1:9"  # no Prometheus: every decision holds, which is enough
+    config = parse_config(_config(closed, ns, pollInterval=60))
+    kubeconfig = str(kube.write_kubeconfig(tmp_path / "kubeconfig"))
+    kinds = {"deployments", "pods", "horizontalpodautoscalers"}
+
+    def reads() -> int:
+        counts = kube.request_counts()
+        return sum(n for (verb, kind), n in counts.items() if kind in kinds and verb != "watch")
+
+    async with serving(config, kubeconfig=kubeconfig) as (service, _):
+        watching = [t for t in asyncio.all_tasks() if t.get_name().startswith("watch-")]
+        assert sorted(t.get_name() for t in watching) == [
+            f"watch-{kind}-{ns}" for kind in ("deployments", "hpas", "pods")
+        ]
+        await until(lambda: service.controller.ticks >= 1, what="the first poll")
+        await kube.watch.wait_watches(3)
+        listed = reads()
+        assert listed == 3  # one list of each kind, then only the watches
+        kube.update("deployments", ns, "ollama", {"spec": {"replicas": 5}})  # kubectl scale
+        # The next poll is a minute away: only the wake can decide this soon.
+        await until(lambda: service.controller.ticks >= 2, what="a decision on the wake")
+        assert reads() == listed
+    assert all(task.done() for task in watching)
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("watch-")]
 
 
 def _value(text: str, name: str, **labels: str) -> float:

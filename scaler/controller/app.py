@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from scaler.controller.reading.batch import PrometheusBatch
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
 from scaler.errors import ConfigError, quote
-from scaler.kube.actuator import KubeActuator
+from scaler.kube.cache import CachedActuator
 from scaler.kube.client import api_client
 from scaler.kube.leader import LeaderElector
 from scaler.logs import FIELDS
@@ -45,6 +45,8 @@ log = logging.getLogger("scaler.run")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 KUBE_REQUEST_TIMEOUT = 5.0
 """Seconds for one Kubernetes API call; a hung API server must not stall the loop."""
+CACHE_SYNC_WAIT = 5.0
+"""Seconds the loop waits at start for the Kubernetes caches' first lists."""
 
 
 class Service:
@@ -154,7 +156,7 @@ async def serving(
         )
         # One query per metric shape per tick for the due targets (issue 16).
         batch = PrometheusBatch(source, config.targets)
-        actuator = KubeActuator(api, request_timeout=KUBE_REQUEST_TIMEOUT)
+        actuator = CachedActuator(api, _namespaces(config), request_timeout=KUBE_REQUEST_TIMEOUT)
         scraper = ProxyScraper(session, timeout=config.timeout / 2)
         victims = VictimMarker(scraper, actuator)
         elector = _elector(config, api, metrics)
@@ -193,7 +195,11 @@ async def serving(
         try:
             await _listen(runner, config)
             port = _bound_port(runner)
-            service.spawn(controller.run(), "controller-loop")
+            for cache in actuator.caches.values():
+                cache.on_wake = functools.partial(_wake, controller, cache.namespace)
+                for name, loop in cache.runs().items():
+                    service.spawn(loop, name)
+            service.spawn(_when_synced(actuator, controller.run), "controller-loop")
             for key, by_metric in feeds.items():
                 for name, feed in by_metric.items():
                     feed.on_change = functools.partial(controller.wake, key)
@@ -232,6 +238,25 @@ async def _listen(runner: web.AppRunner, config: ScalerConfig) -> None:
         raise ConfigError(
             [f"metricsHost, metricsPort: cannot listen on {quote(host)} port {port}: {reason}"]
         ) from error
+
+
+def _namespaces(config: ScalerConfig) -> dict[str, list[str]]:
+    """Namespace → the Deployments targets name there: one cache per namespace."""
+    names: dict[str, list[str]] = {}
+    for target in config.targets:
+        names.setdefault(target.namespace, []).append(target.deployment)
+    return names
+
+
+def _wake(controller: Controller, namespace: str, deployment: str) -> None:
+    controller.wake(f"{namespace}/{deployment}")
+
+
+async def _when_synced(actuator: CachedActuator, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run ``loop`` once the caches have listed, or after ``CACHE_SYNC_WAIT`` seconds
+    anyway (a target whose cache never syncs holds, and says so each poll)."""
+    await actuator.wait_synced(CACHE_SYNC_WAIT)
+    await loop()
 
 
 def _always() -> bool:
