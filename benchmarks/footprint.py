@@ -9,7 +9,8 @@ changes during the run. After start-up (three ticks), for ``--seconds``:
   resource (the start-up's lists and watches are reported apart);
 - Prometheus queries per tick: Prometheus's own count of ``/api/v1/query`` requests
   over the controller's count of ticks (``scaler_poll_duration_seconds_count``);
-- CPU time (utime + stime from /proc) over the wall time, and the peak resident memory.
+- CPU time (utime + stime from /proc) over the wall time, and the peak resident memory;
+- failed metric reads (``scaler_metric_errors_total``): a figure with failures is void.
 
 Goals (issue 16): 100 targets at a 1 s poll <= 1 API request/s, <= 8 % of a core,
 <= 100 MiB; 1,000 targets at a 2 s poll <= 40 % of a core.
@@ -49,6 +50,7 @@ class Reading:
     requests: int  # in the fake API's log
     queries: float  # Prometheus's /api/v1/query requests
     ticks: float  # the controller's
+    errors: float  # the controller's failed metric reads
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -85,6 +87,7 @@ async def _read(
         requests=len(kube.requests),
         queries=await _counter(session, prometheus, "prometheus_http_requests_total", handler),
         ticks=await _counter(session, scaler, "scaler_poll_duration_seconds_count"),
+        errors=await _counter(session, scaler, "scaler_metric_errors_total"),
     )
 
 
@@ -122,7 +125,8 @@ async def _measure(
         f"{100 * (end.cpu - start.cpu) / wall:.1f} % of a core, peak RSS {peak:.0f} MiB, "
         f"{(end.requests - start.requests) / wall:.2f} Kubernetes API requests/s at rest "
         f"({_top(steady)}), start-up {start.requests} ({_top(startup)}), "
-        f"{queries:.2f} Prometheus queries per tick over {end.ticks - start.ticks:.0f} ticks"
+        f"{queries:.2f} Prometheus queries per tick over {end.ticks - start.ticks:.0f} ticks, "
+        f"{end.errors - start.errors:.0f} failed metric reads"
     )
 
 
