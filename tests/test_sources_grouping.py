@@ -51,6 +51,13 @@ def test_a_deployment_matcher_groups_by_both_labels() -> None:
     )
 
 
+def test_keywords_in_upper_case_are_keywords() -> None:
+    one = shape('SUM(x{namespace="a"}) BY (pod)')
+    assert group_query(one, [("a", None), ("b", None)]) == (
+        'SUM(x{namespace=~"a|b"}) BY (pod, namespace)'
+    )
+
+
 def test_queries_that_differ_elsewhere_have_different_shapes() -> None:
     assert shape('sum(x{namespace="a"})').key != shape('sum(y{namespace="a"})').key
     assert shape('sum(x{namespace="a"})').key == shape('sum(x{namespace="b"})').key
@@ -61,6 +68,8 @@ def test_queries_that_differ_elsewhere_have_different_shapes() -> None:
     [
         pytest.param('max(x{namespace="a"})', "aggregation 'max'", id="max"),
         pytest.param('avg by (pod) (x{namespace="a"})', "aggregation 'avg'", id="avg"),
+        pytest.param('MAX(x{namespace="a"})', "aggregation 'max'", id="upper-case-max"),
+        pytest.param('SUM(x{namespace="a"}) WITHOUT (pod)', "'without'", id="upper-without"),
         pytest.param('topk(1, x{namespace="a"})', "aggregation 'topk'", id="topk"),
         pytest.param('count(x{namespace="a"})', "aggregation 'count'", id="count"),
         pytest.param('sum without (pod) (x{namespace="a"})', "'without'", id="without"),

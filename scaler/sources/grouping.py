@@ -87,12 +87,12 @@ def shape(query: str) -> Shape:
     for i, token in enumerate(tokens):
         if i in skip or (token.kind not in ("ident", "range") and token.text != "{"):
             continue
-        after = tokens[i + 1].text if i + 1 < len(tokens) else ""
+        after = _word(tokens, i + 1)
         if token.text == "{" or after == "{":
             brace = i if token.text == "{" else i + 1
             matchers += _selector(tokens, brace, skip)
             selectors += 1
-        elif token.text == "sum" and after in ("(", "by", "without"):
+        elif token.text.lower() == "sum" and after in ("(", "by", "without"):
             sums.append(_sum(tokens, i, skip))
         else:
             _check_word(token, after)
@@ -106,7 +106,7 @@ def shape(query: str) -> Shape:
 
 
 def _check_word(token: Token, after: str) -> None:
-    word = token.text
+    word = token.text.lower()  # PromQL's keywords and operators ignore case
     if token.kind == "range":
         if ":" in word:
             raise Unsupported(f"the subquery {word!r}")
@@ -119,6 +119,11 @@ def _check_word(token: Token, after: str) -> None:
         raise Unsupported(f"the function {word!r}")
     if after != "(" and word not in _KEYWORDS:
         raise Unsupported(f"the selector {word!r} without a namespace matcher")
+
+
+def _word(tokens: list[Token], index: int) -> str:
+    """The token at ``index`` in lower case ("" past the end): keywords ignore case."""
+    return tokens[index].text.lower() if index < len(tokens) else ""
 
 
 def _selector(tokens: list[Token], brace: int, skip: set[int]) -> list[tuple[Token, Token, str]]:
@@ -144,14 +149,14 @@ def _selector(tokens: list[Token], brace: int, skip: set[int]) -> list[tuple[Tok
 
 def _sum(tokens: list[Token], at: int, skip: set[int]) -> tuple[int, Sequence[str], bool]:
     """Where ``sum`` at ``at`` gains labels: after ``sum``, or inside its by list."""
-    if tokens[at + 1].text == "by":
+    if _word(tokens, at + 1) == "by":
         return _by_list(tokens, at + 2, skip)
-    if tokens[at + 1].text == "without":
+    if _word(tokens, at + 1) == "without":
         raise Unsupported("the clause 'without'")
     end = closing(tokens, at + 1)
-    if end + 1 < len(tokens) and tokens[end + 1].text == "by":
+    if _word(tokens, end + 1) == "by":
         return _by_list(tokens, end + 2, skip)
-    if end + 1 < len(tokens) and tokens[end + 1].text == "without":
+    if _word(tokens, end + 1) == "without":
         raise Unsupported("the clause 'without'")
     return tokens[at].end, (), False
 
