@@ -78,13 +78,14 @@ class NamespaceCache:
         self._matched: dict[str, list[Object]] = {}  # pods per Deployment, until a change
         self.synced = asyncio.Event()
         """Set once all three informers have listed (the owner may wait for it)."""
+        self._listed: set[str] = set()
 
         def informer(path: str, what: str, on_change: Any) -> Informer:
             return Informer(
                 api,
                 path=path,
                 on_change=on_change,
-                on_settled=self._settled,
+                on_settled=functools.partial(self._settled, what),
                 what=f"{what} in {namespace}",
                 clock=clock,
                 watch_timeout=watch_timeout,
@@ -103,9 +104,10 @@ class NamespaceCache:
         kinds = {"deployments": self.deployments, "pods": self.pods, "hpas": self.hpas}
         return {f"watch-{kind}-{self.namespace}": i.run() for kind, i in kinds.items()}
 
-    def _settled(self) -> None:
-        informers = (self.deployments, self.pods, self.hpas)
-        if not self.synced.is_set() and all(i.synced for i in informers):
+    def _settled(self, kind: str) -> None:
+        # Called once a list (or a later event) is in the store: that kind has listed.
+        self._listed.add(kind)
+        if len(self._listed) == 3:
             self.synced.set()
 
     def check(self) -> None:
