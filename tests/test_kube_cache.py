@@ -196,6 +196,29 @@ async def test_pods_churning_during_a_scale_up_are_counted_and_a_ready_one_wakes
         await until(lambda: len(rig.woken) == 2, what="a wake on someone else's scale")
 
 
+async def test_a_relabeled_pod_leaves_the_target_and_a_new_selector_matches_again(
+    kube: Cluster,
+) -> None:
+    seed(kube)
+    async with caching(kube.api, {NS: ["ollama"]}) as rig:
+        cache = rig.actuator.caches[NS]
+
+        async def names() -> list[str]:
+            return [p.name for p in (await rig.actuator.observe(NS, "ollama")).pods]
+
+        assert await names() == ["ollama-a", "ollama-b"]
+        kube.fake.update("pods", NS, "ollama-a", {"metadata": {"labels": {"app": "other"}}})
+        await until(lambda: cache.pods.get("ollama-a")["metadata"]["labels"]["app"] == "other")
+        assert await names() == ["ollama-b"]
+        kube.fake.update("pods", NS, "ollama-a", {"metadata": {"labels": {"app": "ollama"}}})
+        await until(lambda: cache.pods.get("ollama-a")["metadata"]["labels"]["app"] == "ollama")
+        assert await names() == ["ollama-a", "ollama-b"]
+        proxy = {"matchLabels": {"app": "proxy"}}
+        kube.fake.update("deployments", NS, "ollama", {"spec": {"selector": proxy}})
+        await until(lambda: cache.deployment("ollama")["spec"]["selector"] == proxy)
+        assert await names() == ["proxy"]
+
+
 async def test_an_unsynced_cache_refuses_and_an_unknown_namespace_too(kube: Cluster) -> None:
     seed(kube)
     actuator = CachedActuator(kube.api, {NS: ["ollama"]}, request_timeout=2.0)

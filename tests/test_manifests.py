@@ -49,7 +49,6 @@ WRITABLE_ROOT = {
 
 # The scaler's Role, exactly: (apiGroup, resource, verb).
 SCALER_RULES = {
-    ("apps", "deployments", "get"),
     ("apps", "deployments", "list"),
     ("apps", "deployments", "watch"),
     ("apps", "deployments/scale", "get"),

@@ -72,10 +72,14 @@ class NamespaceCache:
         self.namespace = namespace
         self.on_wake: Wake | None = None
         self._targets = frozenset(targets)
+        self._in_order = sorted(self._targets)  # wakes in a stable order
         self._written = written
         self._clock = clock
         self._stale_after = stale_after
-        self._matched: dict[str, list[Object]] = {}  # pods per Deployment, until a change
+        # Per target Deployment: its pods by name (kept current as pods change) and,
+        # until the next change, that as a list sorted by name (a LIST's order).
+        self._matched: dict[str, dict[str, Object]] = {}
+        self._sorted: dict[str, list[Object]] = {}
         self.synced = asyncio.Event()
         """Set once all three informers have listed (the owner may wait for it)."""
         self._listed: set[str] = set()
@@ -136,37 +140,50 @@ class NamespaceCache:
         return found
 
     def pods_of(self, name: str, deployment: Mapping[str, Any]) -> list[Object]:
-        """The cached pods that ``deployment``'s ``spec.selector`` selects (kept until
-        a pod or a Deployment of the namespace changes)."""
-        matched = self._matched.get(name)
-        if matched is None:
-            selector = (deployment.get("spec") or {}).get("selector")
-            matched = [
-                pod
-                for pod in self.pods.items()
-                if selects(selector, (pod.get("metadata") or {}).get("labels"))
-            ]
-            self._matched[name] = matched
-        return matched
+        """The cached pods that ``deployment``'s ``spec.selector`` selects, by name.
+
+        Matched once per Deployment (again when it changes); after that each pod change
+        updates the match, so a poll filters nothing.
+        """
+        listed = self._sorted.get(name)
+        if listed is None:
+            matched = self._matched.get(name)
+            if matched is None:
+                selector = (deployment.get("spec") or {}).get("selector")
+                matched = {
+                    pod["metadata"]["name"]: pod
+                    for pod in self.pods.items()
+                    if selects(selector, pod["metadata"].get("labels"))
+                }
+                self._matched[name] = matched
+            listed = self._sorted[name] = [matched[pod] for pod in sorted(matched)]
+        return listed
 
     def hpa_targets(self) -> HpaTargets:
         """Deployment name → the HPA scaling it, from the cached HPAs."""
         return hpa_targets_of(self.hpas.items())
 
     def _dep(self, name: str, old: Object | None, new: Object | None) -> None:
-        self._matched.pop(name, None)
+        self._matched.pop(name, None)  # its selector may have changed: match again
+        self._sorted.pop(name, None)
         if name in self._targets and changed_by_others(old, new, self._written(name)):
             self._wake(self.deployments, name)
 
     def _pod(self, name: str, old: Object | None, new: Object | None) -> None:
-        self._matched.clear()
-        if not turned_ready(old, new) or new is None:
-            return
-        labels = (new.get("metadata") or {}).get("labels")
-        for target in sorted(self._targets):
+        ready = turned_ready(old, new)
+        labels = (new.get("metadata") or {}).get("labels") if new is not None else None
+        for target in self._in_order:
             deployment = self.deployments.get(target)
             selector = (deployment.get("spec") or {}).get("selector") if deployment else None
-            if selector and _selects(selector, labels):
+            hit = new is not None and _selects(selector, labels)
+            matched = self._matched.get(target)
+            if matched is not None and (hit or name in matched):
+                if new is not None and hit:
+                    matched[name] = new
+                else:
+                    del matched[name]
+                self._sorted.pop(target, None)
+            if hit and ready:
                 self._wake(self.pods, target)
 
     def _wake(self, informer: Informer, deployment: str) -> None:
@@ -175,10 +192,12 @@ class NamespaceCache:
             self.on_wake(deployment)
 
 
-def _selects(selector: Mapping[str, Any], labels: Mapping[str, str] | None) -> bool:
+def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str] | None) -> bool:
+    # An empty selector selects nothing here (observe refuses it), and one that
+    # cannot be read neither: observe reports it; a pod change must not fail on it.
     try:
-        return selects(selector, labels)
-    except ValueError:  # observe reports such a selector; a wake must not fail on it
+        return bool(selector) and selects(selector, labels)
+    except ValueError:
         return False
 
 
