@@ -18,7 +18,7 @@ import pytest
 
 from scaler.kube.actuator import KubeActuator
 from scaler.kube.cache import KUBE_STALE_AFTER, CachedActuator
-from scaler.kube.errors import KubeError, NotFound
+from scaler.kube.errors import Forbidden, KubeError, NotFound
 from scaler.kube.workload import DELETION_COST_ANNOTATION
 from scaler.policy import PAUSE_ANNOTATION
 from tests.support.fake_kube import Cluster, running_cluster
@@ -217,6 +217,25 @@ async def test_a_relabeled_pod_leaves_the_target_and_a_new_selector_matches_agai
         kube.fake.update("deployments", NS, "ollama", {"spec": {"selector": proxy}})
         await until(lambda: cache.deployment("ollama")["spec"]["selector"] == proxy)
         assert await names() == ["proxy"]
+
+
+async def test_our_own_replicas_are_known_during_the_patch_and_kept_only_if_it_succeeds(
+    kube: Cluster,
+) -> None:
+    seed(kube)
+    actuator = KubeActuator(kube.api, request_timeout=2.0)
+    release = kube.fake.delay("PATCH", r"/deployments/ollama/scale$")
+    await actuator.observe(NS, "ollama")
+    patching = asyncio.create_task(actuator.scale(NS, "ollama", 5))
+    await until(lambda: kube.fake.calls("PATCH", "/scale$"), what="the PATCH held")
+    assert actuator.written(NS, "ollama") == 5  # before its answer: the watch may be first
+    release.set()
+    await patching
+    assert actuator.written(NS, "ollama") == 5
+    kube.fake.fail("PATCH", r"/deployments/ollama/scale$", 403)
+    with pytest.raises(Forbidden):
+        await actuator.scale(NS, "ollama", 6)
+    assert actuator.written(NS, "ollama") == 5
 
 
 async def test_an_unsynced_cache_refuses_and_an_unknown_namespace_too(kube: Cluster) -> None:

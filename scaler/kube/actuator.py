@@ -166,6 +166,20 @@ class KubeActuator:
         before Conflict. 403 raises Forbidden, 404 NotFound, other failures KubeError.
         """
         key = (namespace, deployment)
+        # Known as ours before the PATCH is sent: a watch may report the change before
+        # the PATCH's answer arrives. A failed PATCH wrote nothing of ours.
+        previous = self._written.get(key)
+        self._written[key] = replicas
+        try:
+            await self._patch_scale(namespace, deployment, replicas)
+        except BaseException:
+            self._written.pop(key, None)
+            if previous is not None:
+                self._written[key] = previous
+            raise
+
+    async def _patch_scale(self, namespace: str, deployment: str, replicas: int) -> None:
+        key = (namespace, deployment)
         seen = self._seen.get(key, _Seen(None, None))
         self._seen[key] = _Seen(seen.uid, None)  # a version is good for one write only
         version, conflict = seen.version, None
@@ -187,7 +201,6 @@ class KubeActuator:
                 continue
             new_version = result.metadata.resource_version if result.metadata else None
             self._seen[key] = _Seen(seen.uid, new_version)
-            self._written[key] = replicas
             return
         raise Conflict(
             f"scale deployment {namespace}/{deployment} to {replicas}: the scale kept "
