@@ -3,6 +3,7 @@ per tick, counted at a fake Prometheus that evaluates the namespace matchers it 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -22,6 +23,8 @@ from scaler.controller.metrics import build_metrics
 from scaler.controller.reading import readers_for
 from scaler.controller.reading.batch import PrometheusBatch
 from scaler.controller.target import TargetReconciler
+from scaler.kube.errors import KubeError
+from scaler.kube.workload import Workload
 from scaler.sources.prometheus import PrometheusSource
 from tests.support.fakes import FakeActuator, FakeClock, FakeDeployment
 
@@ -182,3 +185,28 @@ async def test_a_target_decided_alone_asks_its_own_query(
     await rig.controller.tick()
     assert len(fake.queries) == 2
     assert all('namespace="team-4"' in q and "=~" not in q for q in fake.queries)
+
+
+class _UnreadableTeam0(FakeActuator):
+    """team-0's Deployment cannot be read, after its reads have started."""
+
+    async def observe(self, namespace: str, deployment: str) -> Workload:
+        if namespace != "team-0":
+            return await super().observe(namespace, deployment)
+        for _ in range(3):
+            await asyncio.sleep(0)  # let its reads ask first: they start the groups
+        raise KubeError("the Deployment cannot be read")
+
+
+async def test_a_member_whose_reads_are_cancelled_does_not_cancel_the_group(
+    prometheus: tuple[FakePrometheus, str], http_session: aiohttp.ClientSession
+) -> None:
+    fake, url = prometheus
+    rig = _rig(_config(url), http_session)
+    unreadable = _UnreadableTeam0({(ns, "ollama"): FakeDeployment(2) for ns in NAMESPACES})
+    for reconciler in rig.controller.targets:
+        reconciler.actuator = unreadable
+    await rig.controller.tick()
+    assert len(fake.queries) == 2
+    assert rig.controller.raised == dict.fromkeys(range(10), 0)  # no reconcile raised
+    assert [rig.value(ns, "queue") for ns in NAMESPACES[1:]] == [i / 2 for i in range(1, 10)]
