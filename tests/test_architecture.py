@@ -53,7 +53,7 @@ SCALER = Path(scaler.policy.__file__).parent.parent
 # logs, quantity) import nothing of ours but each other.
 ALLOWED: dict[str, set[str]] = {
     "cli": {"controller", "simulate", "proxy", "router", "config", "policy", "errors", "logs"},
-    "controller": {"config", "kube", "sources", "policy", "errors", "logs"},
+    "controller": {"config", "kube", "sources", "policy", "serving", "errors", "logs"},
     "simulate": {"config", "policy", "errors"},
     "router": {"proxy", "kube", "serving", "config", "errors", "logs"},
     "proxy": {"serving", "config", "errors", "logs"},

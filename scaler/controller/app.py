@@ -37,6 +37,7 @@ from scaler.kube.cache import CachedActuator
 from scaler.kube.client import api_client
 from scaler.kube.leader import LeaderElector
 from scaler.logs import FIELDS
+from scaler.serving.connections import raise_fd_limit
 from scaler.sources.prometheus import PrometheusSource
 from scaler.sources.proxies import ProxyScraper
 
@@ -44,6 +45,12 @@ log = logging.getLogger("scaler.run")
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 KUBE_REQUEST_TIMEOUT = 5.0
+WATCHES_PER_NAMESPACE = 3
+"""Deployments, pods, HPAs: each watch holds one API connection while it runs."""
+KUBE_CALL_CONNECTIONS = 32
+"""Connections beside the watches: the lease, scale PATCHes, Events and pod annotations
+of a poll, which must never wait behind the watches (a lease renewal that waits loses
+the leadership)."""
 """Seconds for one Kubernetes API call; a hung API server must not stall the loop."""
 CACHE_SYNC_WAIT = 5.0
 """Seconds the loop waits at start for the Kubernetes caches' first lists."""
@@ -150,7 +157,11 @@ async def serving(
     """Run the controller and its HTTP endpoints; yield the service and the bound port."""
     registry = CollectorRegistry()
     metrics = build_metrics(registry, config)
-    async with aiohttp.ClientSession() as session, api_client(kubeconfig) as api:
+    connections = WATCHES_PER_NAMESPACE * len(_namespaces(config)) + KUBE_CALL_CONNECTIONS
+    async with (
+        aiohttp.ClientSession() as session,
+        api_client(kubeconfig, connections=connections) as api,
+    ):
         source = PrometheusSource(
             session, config.prometheus_url, timeout=config.timeout, staleness=config.staleness
         )
@@ -299,6 +310,9 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 async def run(config: ScalerConfig, *, kubeconfig: str | None = None) -> int:
     """Serve until SIGTERM or SIGINT (exit 0) or a background task dies (exit 1)."""
+    # Every watch holds a socket: 1,000 namespaces are 3,000 of them, past the usual
+    # soft limit of 1,024 file descriptors (the hard limit is the container's).
+    raise_fd_limit()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

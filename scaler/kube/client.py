@@ -115,14 +115,21 @@ async def api_client(
     context: str | None = None,
     environ: Mapping[str, str] | None = None,
     service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+    connections: int | None = None,
 ) -> AsyncIterator[ApiClient]:
     """An ``ApiClient`` configured by ``load_configuration``, closed on exit.
 
     It owns an aiohttp session, so open it inside the running event loop.
+    ``connections``: the most connections it opens at once (kubernetes-asyncio's
+    default is 100). Each open watch holds one for as long as it runs (HTTP/1.1: no
+    multiplexing as client-go has over HTTP/2), so a caller with many watches must
+    ask for them plus room for its other calls, or those calls wait for a free one.
     """
     configuration = await load_configuration(
         kubeconfig, context=context, environ=environ, service_account_dir=service_account_dir
     )
+    if connections is not None:
+        configuration.connection_pool_maxsize = connections
     if configuration.proxy is None and configuration.host:  # a kubeconfig's proxy-url wins
         configuration.proxy = env_proxy(configuration.host)
     client = ApiClient(configuration)
