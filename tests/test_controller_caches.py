@@ -20,7 +20,7 @@ from scaler.controller.loop import Controller
 from scaler.controller.metrics import build_metrics
 from scaler.controller.reading import readers_for
 from scaler.controller.target import TargetReconciler
-from scaler.kube.cache import KUBE_STALE_AFTER, CachedActuator
+from scaler.kube.cache import KUBE_STALE_AFTER, CachedActuator, Scope
 from scaler.kube.client import api_client
 from scaler.kube.errors import KubeError
 from tests.support.fake_kube import Cluster, running_cluster
@@ -66,11 +66,13 @@ def _config(targets: list[tuple[str, str]]) -> ScalerConfig:
 class Rig:
     """The targets' reconcilers on one ``CachedActuator`` whose caches run here."""
 
-    def __init__(self, api: Any, config: ScalerConfig, clock: FakeClock) -> None:
+    def __init__(
+        self, api: Any, config: ScalerConfig, clock: FakeClock, scope: Scope = "namespace"
+    ) -> None:
         names: dict[str, list[str]] = {}
         for target in config.targets:
             names.setdefault(target.namespace, []).append(target.deployment)
-        self.actuator = CachedActuator(api, names, request_timeout=1.0, clock=clock)
+        self.actuator = CachedActuator(api, names, request_timeout=1.0, clock=clock, scope=scope)
         self.source = FakeSource({"queue": 0.0})
         self.registry = CollectorRegistry()
         metrics = build_metrics(self.registry, config)
@@ -156,16 +158,19 @@ async def test_an_api_server_gone_longer_than_the_bound_holds_then_scaling_resum
     assert kube.fake.get("deployments", "ml", "ollama")["spec"]["replicas"] == 1
 
 
+@pytest.mark.parametrize("scope", ["namespace", "cluster"])
 @pytest.mark.parametrize(
     "namespaces", [pytest.param(1, id="one-namespace"), pytest.param(10, id="ten-namespaces")]
 )
-async def test_a_hundred_targets_all_decide_in_one_tick(kube: Cluster, namespaces: int) -> None:
+async def test_a_hundred_targets_all_decide_in_one_tick(
+    kube: Cluster, namespaces: int, scope: Scope
+) -> None:
     targets = [(f"ns-{i % namespaces}", f"model-{i}") for i in range(100)]
     for ns, name in targets:
         kube.fake.add_deployment(ns, name, replicas=2)
         for j in range(2):
             kube.fake.add_pod(ns, f"{name}-{j}", labels={"app": name})
-    rig = Rig(kube.api, _config(targets), FakeClock())
+    rig = Rig(kube.api, _config(targets), FakeClock(), scope)
     # 3 per pod: every target wants 6, which the HPA's default scaleUp allows at once
     # (the larger of +100 % and +4 pods per 15 s).
     rig.source.values["queue"] = 6.0
@@ -183,4 +188,5 @@ async def test_a_hundred_targets_all_decide_in_one_tick(kube: Cluster, namespace
     assert len(_patches(kube)) == 100
     lists = {k: n for k, n in kube.fake.request_counts().items() if k[0] in ("list", "watch")}
     kinds = ("deployments", "pods", "horizontalpodautoscalers")
-    assert lists == {(verb, kind): namespaces for verb in ("list", "watch") for kind in kinds}
+    caches = 1 if scope == "cluster" else namespaces  # one cache of all namespaces, or one each
+    assert lists == {(verb, kind): caches for verb in ("list", "watch") for kind in kinds}

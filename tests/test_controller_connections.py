@@ -59,6 +59,7 @@ async def test_every_namespace_syncs_and_the_lease_is_renewed_past_a_hundred_wat
             "pollInterval": 1,
             "metricsHost": "127.0.0.1",
             "metricsPort": 0,
+            "watchScope": "namespace",  # 3 watches per namespace: 120 (auto would watch 3)
             "leaderElection": {
                 "namespace": "team-0",
                 "leaseDurationSeconds": 3,

@@ -17,8 +17,16 @@ from typing import Any
 import pytest
 
 from scaler.kube.actuator import KubeActuator
-from scaler.kube.cache import KUBE_STALE_AFTER, CachedActuator
+from scaler.kube.cache import (
+    CLUSTER_SCOPE_ABOVE,
+    KUBE_STALE_AFTER,
+    CachedActuator,
+    Scope,
+    pick_scope,
+    watches_for,
+)
 from scaler.kube.errors import Forbidden, KubeError, NotFound
+from scaler.kube.watched import WatchCache
 from scaler.kube.workload import DELETION_COST_ANNOTATION
 from scaler.policy import PAUSE_ANNOTATION
 from tests.support.fake_kube import Cluster, running_cluster
@@ -34,6 +42,12 @@ async def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         yield cluster
 
 
+@pytest.fixture(params=["namespace", "cluster"])
+def scope(request: pytest.FixtureRequest) -> Scope:
+    """Both watch scopes: per namespace, and one cache of all namespaces."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @dataclass
 class Caching:
     actuator: CachedActuator
@@ -42,16 +56,25 @@ class Caching:
     def wakes(self) -> Counter[str]:
         return Counter(self.woken)
 
+    def cache(self, ns: str = NS) -> WatchCache:
+        """The cache that serves ``ns``, in either scope."""
+        caches = self.actuator.caches
+        return caches[ns] if ns in caches else caches["*"]
+
 
 @contextlib.asynccontextmanager
 async def caching(
-    api: Any, targets: dict[str, list[str]], *, clock: Callable[[], float] = time.monotonic
+    api: Any,
+    targets: dict[str, list[str]],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    scope: Scope = "namespace",
 ) -> AsyncIterator[Caching]:
     """The actuator with its caches running (as ``scaler run`` owns them) and synced."""
-    rig = Caching(CachedActuator(api, targets, request_timeout=2.0, clock=clock))
+    rig = Caching(CachedActuator(api, targets, request_timeout=2.0, clock=clock, scope=scope))
     tasks = []
-    for ns, cache in rig.actuator.caches.items():
-        cache.on_wake = lambda name, ns=ns: rig.woken.append(f"{ns}/{name}")
+    for cache in rig.actuator.caches.values():
+        cache.on_wake = rig.woken.append
         tasks += [asyncio.create_task(loop, name=n) for n, loop in cache.runs().items()]
     try:
         assert await rig.actuator.wait_synced(DEADLINE)
@@ -86,7 +109,7 @@ def _ready(kube: Cluster, pod: str, ready: bool, ns: str = NS) -> None:
 
 
 async def test_observe_gives_what_polling_gives_and_only_the_watches_reach_the_api(
-    kube: Cluster,
+    kube: Cluster, scope: Scope
 ) -> None:
     seed(kube)
     kube.fake.add_hpa(NS, "old-cpu-hpa", target_name="ollama")
@@ -94,7 +117,7 @@ async def test_observe_gives_what_polling_gives_and_only_the_watches_reach_the_a
         "pods", NS, "ollama-a", {"metadata": {"annotations": {DELETION_COST_ANNOTATION: "-2"}}}
     )
     polled = await KubeActuator(kube.api, request_timeout=2.0).observe(NS, "ollama")
-    async with caching(kube.api, {NS: ["ollama"]}) as rig:
+    async with caching(kube.api, {NS: ["ollama"]}, scope=scope) as rig:
         before = reads(kube)
         for _ in range(50):  # fifty polls
             assert await rig.actuator.observe(NS, "ollama") == polled
@@ -110,15 +133,15 @@ async def test_observe_gives_what_polling_gives_and_only_the_watches_reach_the_a
     assert watches(kube) == {"deployments": 1, "pods": 1, "horizontalpodautoscalers": 1}
 
 
-async def test_a_watch_that_ends_and_a_410_and_observe_follows(kube: Cluster) -> None:
+async def test_a_watch_that_ends_and_a_410_and_observe_follows(kube: Cluster, scope: Scope) -> None:
     seed(kube)
-    async with caching(kube.api, {NS: ["ollama"]}) as rig:
+    async with caching(kube.api, {NS: ["ollama"]}, scope=scope) as rig:
         await kube.fake.watch.wait_watches(3)
         assert kube.fake.watch.expire_watches() == 3  # the server ends every stream
         await kube.fake.watch.wait_watches(6)
         kube.fake.update("deployments", NS, "ollama", {"spec": {"replicas": 5}})
         await until(
-            lambda: rig.actuator.caches[NS].deployment("ollama")["spec"]["replicas"] == 5,
+            lambda: rig.cache().deployment(NS, "ollama")["spec"]["replicas"] == 5,
             what="the change after a resumed watch",
         )
         assert (await rig.actuator.observe(NS, "ollama")).spec_replicas == 5
@@ -127,18 +150,16 @@ async def test_a_watch_that_ends_and_a_410_and_observe_follows(kube: Cluster) ->
         assert kube.fake.watch.expire_watches(gone=True, resource="pods") == 1  # 410
         kube.fake.delete("pods", NS, "ollama-b")  # in the gap: the re-list reports it
         await until(lambda: reads(kube)[("list", "pods")] == lists + 1, what="a re-list")
-        await until(
-            lambda: rig.actuator.caches[NS].pods.get("ollama-b") is None, what="the gap's delete"
-        )
+        await until(lambda: rig.cache().pods.get(f"{NS}/ollama-b") is None, what="the gap's delete")
         workload = await rig.actuator.observe(NS, "ollama")
         assert [p.name for p in workload.pods] == ["ollama-a"]
 
 
 async def test_a_deployment_deleted_is_not_found_then_the_new_one_is_followed(
-    kube: Cluster,
+    kube: Cluster, scope: Scope
 ) -> None:
     seed(kube)
-    async with caching(kube.api, {NS: ["ollama"]}) as rig:
+    async with caching(kube.api, {NS: ["ollama"]}, scope=scope) as rig:
         old_uid = kube.fake.get("deployments", NS, "ollama")["metadata"]["uid"]
         kube.fake.delete("deployments", NS, "ollama")
         await until(lambda: rig.woken, what="a wake for the deleted Deployment")
@@ -157,11 +178,11 @@ async def test_a_deployment_deleted_is_not_found_then_the_new_one_is_followed(
 
 
 async def test_pods_churning_during_a_scale_up_are_counted_and_a_ready_one_wakes(
-    kube: Cluster,
+    kube: Cluster, scope: Scope
 ) -> None:
     seed(kube, replicas=2)
     _ready(kube, "ollama-b", True)
-    async with caching(kube.api, {NS: ["ollama"]}) as rig:
+    async with caching(kube.api, {NS: ["ollama"]}, scope=scope) as rig:
         assert rig.woken == []  # the first lists wake nothing
         await rig.actuator.observe(NS, "ollama")
         await rig.actuator.scale(NS, "ollama", 4)  # our own write: no wake when it returns
@@ -169,7 +190,7 @@ async def test_pods_churning_during_a_scale_up_are_counted_and_a_ready_one_wakes
             kube.fake.add_pod(NS, name, labels={"app": "ollama"}, ready=False, phase="Pending")
         kube.fake.delete("pods", NS, "ollama-a")  # the old pod goes meanwhile
         kube.fake.add_pod(NS, "proxy-2", labels={"app": "proxy"})  # another app's: ignored
-        await until(lambda: rig.actuator.caches[NS].pods.get("proxy-2"), what="the pods")
+        await until(lambda: rig.cache().pods.get(f"{NS}/proxy-2"), what="the pods")
         assert rig.woken == []
         workload = await rig.actuator.observe(NS, "ollama")
         assert workload.spec_replicas == 4
@@ -186,7 +207,7 @@ async def test_pods_churning_during_a_scale_up_are_counted_and_a_ready_one_wakes
         _ready(kube, "proxy-2", True)  # not the target's pod
         kube.fake.update("deployments", NS, "ollama", {"status": {"replicas": 4}})
         await until(
-            lambda: rig.actuator.caches[NS].deployments.get("ollama")["status"]["replicas"] == 4,
+            lambda: rig.cache().deployments.get(f"{NS}/ollama")["status"]["replicas"] == 4,
             what="the status update",
         )
         assert rig.woken == [f"{NS}/ollama"]
@@ -197,25 +218,29 @@ async def test_pods_churning_during_a_scale_up_are_counted_and_a_ready_one_wakes
 
 
 async def test_a_relabeled_pod_leaves_the_target_and_a_new_selector_matches_again(
-    kube: Cluster,
+    kube: Cluster, scope: Scope
 ) -> None:
     seed(kube)
-    async with caching(kube.api, {NS: ["ollama"]}) as rig:
-        cache = rig.actuator.caches[NS]
+    async with caching(kube.api, {NS: ["ollama"]}, scope=scope) as rig:
+        cache = rig.cache()
 
         async def names() -> list[str]:
             return [p.name for p in (await rig.actuator.observe(NS, "ollama")).pods]
 
         assert await names() == ["ollama-a", "ollama-b"]
         kube.fake.update("pods", NS, "ollama-a", {"metadata": {"labels": {"app": "other"}}})
-        await until(lambda: cache.pods.get("ollama-a")["metadata"]["labels"]["app"] == "other")
+        await until(
+            lambda: cache.pods.get(f"{NS}/ollama-a")["metadata"]["labels"]["app"] == "other"
+        )
         assert await names() == ["ollama-b"]
         kube.fake.update("pods", NS, "ollama-a", {"metadata": {"labels": {"app": "ollama"}}})
-        await until(lambda: cache.pods.get("ollama-a")["metadata"]["labels"]["app"] == "ollama")
+        await until(
+            lambda: cache.pods.get(f"{NS}/ollama-a")["metadata"]["labels"]["app"] == "ollama"
+        )
         assert await names() == ["ollama-a", "ollama-b"]
         proxy = {"matchLabels": {"app": "proxy"}}
         kube.fake.update("deployments", NS, "ollama", {"spec": {"selector": proxy}})
-        await until(lambda: cache.deployment("ollama")["spec"]["selector"] == proxy)
+        await until(lambda: cache.deployment(NS, "ollama")["spec"]["selector"] == proxy)
         assert await names() == ["proxy"]
 
 
@@ -251,8 +276,8 @@ async def test_an_unsynced_cache_refuses_and_an_unknown_namespace_too(kube: Clus
 @pytest.mark.parametrize(
     "namespaces", [pytest.param(1, id="one-namespace"), pytest.param(10, id="ten-namespaces")]
 )
-async def test_a_hundred_targets_are_served_by_three_watches_per_namespace(
-    kube: Cluster, namespaces: int
+async def test_a_hundred_targets_are_served_by_three_watches_per_cache(
+    kube: Cluster, namespaces: int, scope: Scope
 ) -> None:
     targets: dict[str, list[str]] = {}
     for i in range(100):
@@ -260,7 +285,7 @@ async def test_a_hundred_targets_are_served_by_three_watches_per_namespace(
         kube.fake.add_deployment(ns, name, replicas=1 + i % 3)
         kube.fake.add_pod(ns, f"{name}-0", labels={"app": name})
         targets.setdefault(ns, []).append(name)
-    async with caching(kube.api, targets) as rig:
+    async with caching(kube.api, targets, scope=scope) as rig:
         before = reads(kube)
         for _ in range(3):
             workloads = await asyncio.gather(
@@ -272,8 +297,58 @@ async def test_a_hundred_targets_are_served_by_three_watches_per_namespace(
     ]
     assert all(len(w.pods) == 1 for w in workloads)
     kinds = ("deployments", "pods", "horizontalpodautoscalers")
-    assert watches(kube) == dict.fromkeys(kinds, namespaces)
-    assert sum(before.values()) == 3 * namespaces  # one list of each kind per namespace
+    caches = 1 if scope == "cluster" else namespaces  # cluster: 3 watches in all
+    assert len(rig.actuator.caches) == caches
+    assert watches(kube) == dict.fromkeys(kinds, caches)
+    assert sum(before.values()) == 3 * caches  # one list of each kind per cache
+
+
+async def test_in_the_cluster_scope_a_change_wakes_only_the_targets_of_its_namespace(
+    kube: Cluster,
+) -> None:
+    targets: dict[str, list[str]] = {}
+    for i in range(3):
+        ns = f"ns-{i}"
+        seed(kube, ns, "ollama")  # the same Deployment and pod names in every namespace
+        targets[ns] = ["ollama"]
+    kube.fake.add_deployment("unwatched", "ollama", replicas=1)
+    kube.fake.add_pod("unwatched", "ollama-x", labels={"app": "ollama"}, ready=False)
+    async with caching(kube.api, targets, scope="cluster") as rig:
+        assert list(rig.actuator.caches) == ["*"]
+        _ready(kube, "ollama-b", True, ns="ns-1")
+        await until(lambda: rig.woken, what="a wake on the pod turning ready")
+        kube.fake.update("deployments", "ns-2", "ollama", {"spec": {"replicas": 7}})
+        await until(lambda: len(rig.woken) == 2, what="a wake on someone else's scale")
+        _ready(kube, "ollama-x", True, ns="unwatched")  # no target there
+        kube.fake.update("deployments", "unwatched", "ollama", {"spec": {"replicas": 2}})
+        await until(lambda: rig.cache().pods.get("unwatched/ollama-x")["status"]["conditions"])
+        await until(lambda: rig.cache().deployment("unwatched", "ollama")["spec"]["replicas"] == 2)
+        assert rig.woken == ["ns-1/ollama", "ns-2/ollama"]
+        pods = {
+            ns: [p.name for p in (await rig.actuator.observe(ns, "ollama")).pods] for ns in targets
+        }
+        assert pods == {ns: ["ollama-a", "ollama-b"] for ns in targets}  # none of another ns
+        assert (await rig.actuator.observe("ns-2", "ollama")).spec_replicas == 7
+        with pytest.raises(KubeError, match="no cache for its namespace"):
+            await rig.actuator.observe("unwatched", "ollama")  # served, but not a target's
+    assert watches(kube) == dict.fromkeys(("deployments", "pods", "horizontalpodautoscalers"), 1)
+
+
+@pytest.mark.parametrize(
+    ("setting", "namespaces", "picked"),
+    [
+        pytest.param("auto", 1, "namespace", id="auto-one"),
+        pytest.param("auto", CLUSTER_SCOPE_ABOVE, "namespace", id="auto-at-the-threshold"),
+        pytest.param("auto", CLUSTER_SCOPE_ABOVE + 1, "cluster", id="auto-above"),
+        pytest.param("namespace", 1000, "namespace", id="namespace-forced"),
+        pytest.param("cluster", 1, "cluster", id="cluster-forced"),
+    ],
+)
+def test_auto_watches_the_cluster_above_the_threshold(
+    setting: str, namespaces: int, picked: Scope
+) -> None:
+    assert pick_scope(setting, namespaces) == picked
+    assert watches_for(picked, namespaces) == (3 if picked == "cluster" else 3 * namespaces)
 
 
 def test_the_stale_bound_outlasts_two_watch_renewals() -> None:

@@ -51,6 +51,16 @@ class Mode(StrEnum):
     SHADOW = "shadow"
 
 
+class WatchScope(StrEnum):
+    """What the Kubernetes caches watch: ``namespace`` (3 watches per namespace a target
+    names; a Role in each), ``cluster`` (3 watches in all, of every namespace; needs a
+    ClusterRole), ``auto`` (cluster above 10 namespaces: ``scaler.kube.cache``)."""
+
+    AUTO = "auto"
+    NAMESPACE = "namespace"
+    CLUSTER = "cluster"
+
+
 class FallbackConfig(StrictModel):
     """Replicas to hold after ``failureThreshold`` polls in a row without any metric.
 
@@ -110,6 +120,7 @@ class ScalerConfig(StrictModel):
         description="seconds between two decisions a target's pushed queue changes wake",
     )
     mode: Mode = Mode.ACTIVE
+    watch_scope: WatchScope = WatchScope.AUTO
     fallback: FallbackConfig | None = None
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="/metrics, /healthz")

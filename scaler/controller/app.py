@@ -33,7 +33,7 @@ from scaler.controller.reading.batch import PrometheusBatch
 from scaler.controller.target import TargetReconciler
 from scaler.controller.victims import VictimMarker
 from scaler.errors import ConfigError, quote
-from scaler.kube.cache import CachedActuator
+from scaler.kube.cache import CachedActuator, pick_scope, watches_for
 from scaler.kube.client import api_client
 from scaler.kube.leader import LeaderElector
 from scaler.logs import FIELDS
@@ -45,13 +45,11 @@ log = logging.getLogger("scaler.run")
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 KUBE_REQUEST_TIMEOUT = 5.0
-WATCHES_PER_NAMESPACE = 3
-"""Deployments, pods, HPAs: each watch holds one API connection while it runs."""
+"""Seconds for one Kubernetes API call; a hung API server must not stall the loop."""
 KUBE_CALL_CONNECTIONS = 32
 """Connections beside the watches: the lease, scale PATCHes, Events and pod annotations
 of a poll, which must never wait behind the watches (a lease renewal that waits loses
 the leadership)."""
-"""Seconds for one Kubernetes API call; a hung API server must not stall the loop."""
 CACHE_SYNC_WAIT = 5.0
 """Seconds the loop waits at start for the Kubernetes caches' first lists."""
 
@@ -157,7 +155,9 @@ async def serving(
     """Run the controller and its HTTP endpoints; yield the service and the bound port."""
     registry = CollectorRegistry()
     metrics = build_metrics(registry, config)
-    connections = WATCHES_PER_NAMESPACE * len(_namespaces(config)) + KUBE_CALL_CONNECTIONS
+    namespaces = _namespaces(config)
+    scope = pick_scope(config.watch_scope.value, len(namespaces))
+    connections = watches_for(scope, len(namespaces)) + KUBE_CALL_CONNECTIONS
     async with (
         aiohttp.ClientSession() as session,
         api_client(kubeconfig, connections=connections) as api,
@@ -167,7 +167,9 @@ async def serving(
         )
         # One query per metric shape per tick for the due targets (issue 16).
         batch = PrometheusBatch(source, config.targets)
-        actuator = CachedActuator(api, _namespaces(config), request_timeout=KUBE_REQUEST_TIMEOUT)
+        actuator = CachedActuator(
+            api, namespaces, request_timeout=KUBE_REQUEST_TIMEOUT, scope=scope
+        )
         scraper = ProxyScraper(session, timeout=config.timeout / 2)
         victims = VictimMarker(scraper, actuator)
         elector = _elector(config, api, metrics)
@@ -207,7 +209,7 @@ async def serving(
             await _listen(runner, config)
             port = _bound_port(runner)
             for cache in actuator.caches.values():
-                cache.on_wake = functools.partial(_wake, controller, cache.namespace)
+                cache.on_wake = controller.wake  # with the target's key, namespace/name
                 for name, loop in cache.runs().items():
                     service.spawn(loop, name)
             service.spawn(_when_synced(actuator, controller.run), "controller-loop")
@@ -223,6 +225,7 @@ async def serving(
                     FIELDS: {
                         "targets": [t.key for t in config.targets],
                         "mode": config.mode.value,
+                        "watch_scope": scope,
                         "port": port,
                         "prometheus": config.prometheus_url,
                     }
@@ -252,15 +255,11 @@ async def _listen(runner: web.AppRunner, config: ScalerConfig) -> None:
 
 
 def _namespaces(config: ScalerConfig) -> dict[str, list[str]]:
-    """Namespace → the Deployments targets name there: one cache per namespace."""
+    """Namespace → the Deployments targets name there."""
     names: dict[str, list[str]] = {}
     for target in config.targets:
         names.setdefault(target.namespace, []).append(target.deployment)
     return names
-
-
-def _wake(controller: Controller, namespace: str, deployment: str) -> None:
-    controller.wake(f"{namespace}/{deployment}")
 
 
 async def _when_synced(actuator: CachedActuator, loop: Callable[[], Awaitable[None]]) -> None:

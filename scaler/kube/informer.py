@@ -1,4 +1,5 @@
-"""A list+watch cache of one kind of object in one namespace (client-go's reflector and store).
+"""A list+watch cache of one kind of object, in one namespace or in all (client-go's
+reflector and store).
 
 The loop, until cancelled:
 
@@ -30,6 +31,7 @@ TLS) with ``_preload_content=False``: the objects stay JSON, never generated mod
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -49,7 +51,23 @@ log = logging.getLogger(__name__)
 
 Object = dict[str, Any]
 OnChange = Callable[[str, Object | None, Object | None], None]
-"""``(name, old, new)``: old None for an add, new None for a delete."""
+"""``(key, old, new)``: old None for an add, new None for a delete."""
+Key = Callable[[Object], object]
+"""An object's key in the store: ``name_of`` (one namespace) or ``namespaced_name_of``."""
+
+
+def name_of(obj: Object) -> object:
+    return (obj.get("metadata") or {}).get("name")
+
+
+def namespaced_name_of(obj: Object) -> object:
+    """``namespace/name``: the key of a store that spans namespaces (client-go's
+    ``MetaNamespaceKeyFunc``); None if either part is missing."""
+    meta = obj.get("metadata") or {}
+    namespace, name = meta.get("namespace"), meta.get("name")
+    return f"{namespace}/{name}" if isinstance(namespace, str) and isinstance(name, str) else None
+
+
 SHORT_WATCH = 1.0
 """Seconds: a watch that ends sooner, having delivered nothing, counts as a failure."""
 MAX_EVENT_BYTES = 16 * 2**20
@@ -86,13 +104,14 @@ class Informer:
     """The objects at ``path`` (a namespaced collection, e.g.
     ``/apis/apps/v1/namespaces/ml/deployments``), kept current by list and watch.
 
-    ``on_change(name, old, new)`` is called before the store takes each change (an
+    ``on_change(key, old, new)`` is called before the store takes each change (an
     exception in it is logged and the change is offered again after the backoff);
     ``on_settled()`` after each list and each applied event, once the store holds
     them all (a caller that needs a consistent whole, such as the router's
     snapshot, acts there). ``what`` names the collection in logs and errors.
     ``watch_timeout``: seconds each watch asks for, times ``1 + jitter()``
     (``jitter`` in [0, 1)). ``clock``, ``sleep`` and ``jitter`` are injectable.
+    ``key``: what the store, ``get`` and ``on_change`` name an object by (its name).
     """
 
     def __init__(
@@ -110,8 +129,9 @@ class Informer:
         watch_timeout: float = 60.0,
         request_timeout: float = 10.0,
         backoff: Backoff = Backoff(),
+        key: Key = name_of,
     ) -> None:
-        self._api, self._path, self._selector = api, path, label_selector
+        self._api, self._path, self._selector, self._key = api, path, label_selector, key
         self._on_change, self._on_settled = on_change, on_settled
         self._what = what or path
         self._clock, self._sleep, self._jitter = clock, sleep, jitter
@@ -195,7 +215,7 @@ class Informer:
             f"list {self._what}",
             self._request([], self._request_timeout),
             timeout=self._request_timeout,
-            decode=_decode_list,
+            decode=functools.partial(_decode_list, self._key),
         )
         for name in [n for n in self._store if n not in items]:
             self._change(name, None)
@@ -270,7 +290,7 @@ class Informer:
             return self._error(what, obj)
         version = _version(obj)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
-            name = (obj.get("metadata") or {}).get("name")
+            name = self._key(obj)
             if not isinstance(name, str):
                 raise KubeError(f"{what}: a {kind} with no name")
             self._change(name, None if kind == "DELETED" else obj)
@@ -323,10 +343,10 @@ def _version(obj: Object) -> str:
     return version
 
 
-def _decode_list(data: Any) -> tuple[dict[str, Object], str]:
-    """A list's items by name, and its resourceVersion."""
+def _decode_list(key: Key, data: Any) -> tuple[dict[Any, Object], str]:
+    """A list's items by ``key``, and its resourceVersion."""
     version = _version(data)
-    items = {item["metadata"]["name"]: item for item in data.get("items") or []}
+    items = {key(item): item for item in data.get("items") or []}
     if not all(isinstance(name, str) and isinstance(i, dict) for name, i in items.items()):
         raise TypeError("items: an item without a name")
     return items, version

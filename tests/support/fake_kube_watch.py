@@ -1,7 +1,8 @@
 """List and watch, for the fake API server in ``tests/support/fake_kube.py``.
 
 Deployments, pods, horizontalpodautoscalers and endpointslices (``KINDS``), one route
-for both verbs per kind, as the apiserver has::
+for both verbs per kind and per scope (one namespace, or all: ``/apis/apps/v1/deployments``),
+as the apiserver has::
 
     GET /apis/apps/v1/namespaces/{ns}/deployments?labelSelector=...
         a list; its ``metadata.resourceVersion`` is the fake's current version
@@ -77,6 +78,11 @@ class Kind:
     api_version: str
     path: str
 
+    @property
+    def cluster_path(self) -> str:
+        """The same collection across all namespaces (``/api/v1/pods``)."""
+        return self.path.replace("/namespaces/{ns}", "")
+
 
 KINDS = (
     Kind("deployments", "Deployment", "apps/v1", "/apis/apps/v1/namespaces/{ns}/deployments"),
@@ -102,7 +108,7 @@ class _Change:
 @dataclass
 class _Watcher:
     kind: Kind
-    namespace: str
+    namespace: str | None  # None: all namespaces
     requirements: list[objects.Requirement]
     bookmarks: bool
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
@@ -111,7 +117,7 @@ class _Watcher:
         meta = obj["metadata"]
         return (
             resource == self.kind.resource
-            and meta["namespace"] == self.namespace
+            and self.namespace in (None, meta["namespace"])
             and _matches(obj, self.requirements)
         )
 
@@ -199,9 +205,10 @@ class Watches:
     def routes(self, router: web.UrlDispatcher) -> None:
         for kind in KINDS:
             router.add_get(kind.path, functools.partial(self._list_or_watch, kind))
+            router.add_get(kind.cluster_path, functools.partial(self._list_or_watch, kind))
 
     async def _list_or_watch(self, kind: Kind, request: web.Request) -> web.StreamResponse:
-        ns = request.match_info["ns"]
+        ns = request.match_info.get("ns")  # None on a cluster-wide path
         try:
             requirements = objects.parse_selector(request.query.get("labelSelector", ""))
         except objects.SelectorError as err:
@@ -212,7 +219,7 @@ class Watches:
         items = [
             obj
             for (resource, obj_ns, _), obj in sorted(self._fake.objects.items())
-            if resource == kind.resource and obj_ns == ns and _matches(obj, requirements)
+            if resource == kind.resource and ns in (None, obj_ns) and _matches(obj, requirements)
         ]
         return self._fake._list(f"{kind.kind}List", kind.api_version, items)
 
