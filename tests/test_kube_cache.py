@@ -69,15 +69,17 @@ async def caching(
     *,
     clock: Callable[[], float] = time.monotonic,
     scope: Scope = "namespace",
+    synced: bool = True,
 ) -> AsyncIterator[Caching]:
-    """The actuator with its caches running (as ``scaler run`` owns them) and synced."""
+    """The actuator with its caches running (as ``scaler run`` owns them) and synced
+    (``synced=False``: not waited for)."""
     rig = Caching(CachedActuator(api, targets, request_timeout=2.0, clock=clock, scope=scope))
     tasks = []
     for cache in rig.actuator.caches.values():
         cache.on_wake = rig.woken.append
         tasks += [asyncio.create_task(loop, name=n) for n, loop in cache.runs().items()]
     try:
-        assert await rig.actuator.wait_synced(DEADLINE)
+        assert not synced or await rig.actuator.wait_synced(DEADLINE)
         yield rig
     finally:
         for task in tasks:
@@ -332,6 +334,18 @@ async def test_in_the_cluster_scope_a_change_wakes_only_the_targets_of_its_names
         with pytest.raises(KubeError, match="no cache for its namespace"):
             await rig.actuator.observe("unwatched", "ollama")  # served, but not a target's
     assert watches(kube) == dict.fromkeys(("deployments", "pods", "horizontalpodautoscalers"), 1)
+
+
+async def test_without_a_cluster_role_the_cluster_scope_holds_on_not_synced(
+    kube: Cluster,
+) -> None:
+    seed(kube)
+    kube.fake.fail("GET", r"^/apis/apps/v1/deployments$", 403, times=None)  # a Role only
+    async with caching(kube.api, {NS: ["ollama"]}, scope="cluster", synced=False) as rig:
+        await until(lambda: reads(kube)[("list", "deployments")] >= 2, what="a refused retry")
+        with pytest.raises(KubeError, match="deployments in all namespaces not synced yet"):
+            await rig.actuator.observe(NS, "ollama")
+    assert not kube.fake.calls("GET", r"/namespaces/ml/deployments$")  # no fallback
 
 
 @pytest.mark.parametrize(
