@@ -17,6 +17,7 @@ import pytest
 from scaler.config import parse_config
 from scaler.controller.app import serving
 from tests.support.fake_kube import FakeKube
+from tests.support.loopback import no_env_proxy
 from tests.support.waits import until
 
 NAMESPACES = 40
@@ -41,8 +42,7 @@ def _target(namespace: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def kube(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKube]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_env_proxy(monkeypatch)
     async with FakeKube() as fake:
         yield fake
 

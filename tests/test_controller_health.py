@@ -21,6 +21,7 @@ from scaler.controller.reading import readers_for
 from scaler.errors import ConfigError, UsageError
 from scaler.kube.client import KubeconfigError, load_configuration
 from tests.support.fake_kube import FakeKube
+from tests.support.loopback import no_env_proxy
 from tests.test_config import BASE
 from tests.test_controller import Rig, _Broken, _config, _cpu
 
@@ -105,8 +106,7 @@ def test_the_health_window_stays_bounded_at_the_slowest_poll_allowed() -> None:
 async def test_a_busy_metrics_port_is_a_config_error_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_env_proxy(monkeypatch)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -15,6 +15,7 @@ import pytest
 from scaler.controller.app import serving
 from scaler.logs import FIELDS
 from tests.support.fake_kube import FakeKube
+from tests.support.loopback import no_env_proxy
 from tests.support.push_rig import KEY, PushRig, RealClock, push_config
 from tests.support.queue_stream_stand_in import QueueStreamStandIn, queue_stream_stand_ins
 from tests.support.router_rig import MODEL, router_rig
@@ -88,8 +89,7 @@ async def _status(ask: Any) -> int:
 async def test_scaler_run_follows_the_routers_and_stops_every_stream(
     http_session: aiohttp.ClientSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_env_proxy(monkeypatch)
     async with FakeKube() as kube, queue_stream_stand_ins(1) as ([router], [address], port):
         kube.add_deployment("chatbot", "ollama", replicas=2)
         config = push_config(port, pollInterval=30, prometheusUrl="http://127.0.0.1:9")

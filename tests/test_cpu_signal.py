@@ -15,6 +15,7 @@ from scaler.kube.actuator import KubeActuator
 from scaler.quantity import parse_quantity
 from scaler.simulate.model import ModelParams
 from tests.support.fake_kube import Cluster, FakeKube, running_cluster
+from tests.support.loopback import no_env_proxy
 from tests.test_manifests import MANIFESTS, one
 
 POD = {"ollama": "400m", "proxy": "50m"}
@@ -82,8 +83,7 @@ def test_the_simulators_cpu_model_is_the_manifests_ollama_container() -> None:
 async def test_scaler_run_gives_each_target_its_containers_view(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_env_proxy(monkeypatch)
     data = load().model_dump(by_alias=True, exclude_none=True)
     data.update(metricsHost="127.0.0.1", metricsPort=0, prometheusUrl="http://127.0.0.1:9")
     second = {**data["targets"][0], "deployment": "other"}

@@ -31,6 +31,7 @@ from tests.support.dashboard_stack import (
     burst,
     running_stack,
 )
+from tests.support.loopback import no_env_proxy
 from tests.support.prometheus_server import PrometheusServer
 
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
@@ -211,8 +212,7 @@ def _unanswered(
 async def test_every_expression_returns_data_from_the_running_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_env_proxy(monkeypatch)
     expressions = _expressions()
     async with running_stack(tmp_path) as stack:
         with Traffic([*stack.proxies, stack.router], stack.exporter) as traffic:

@@ -14,12 +14,12 @@ from scaler.kube.api_call import call
 from scaler.kube.client import api_client, env_proxy, load_configuration
 from scaler.kube.errors import KubeError
 from tests.support.fake_kube import FakeKube
+from tests.support.loopback import no_env_proxy
 
 
 @pytest.fixture
 async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKube]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_env_proxy(monkeypatch)
     async with FakeKube() as kube:
         kube.add_deployment("ml", "ollama", replicas=2)
         yield kube

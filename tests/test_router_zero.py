@@ -23,6 +23,7 @@ from scaler.router.watch import WATCH_PATH
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
 from tests.support.fake_ollama import running_fake_ollama
+from tests.support.router_process import until_ready
 from tests.support.router_rig import MODEL, Rig, router_rig
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}
@@ -138,7 +139,7 @@ async def test_the_command_holds_a_request_at_zero_and_serves_it_on_the_first_sl
             url = f"http://127.0.0.1:{port}"
             try:
                 async with aiohttp.ClientSession() as http:
-                    await _synced(http, url)
+                    await until_ready(http, url)
                     await _held_then_served(http, url, lambda: kube.slices.add(_slice(pod.port)))
             finally:
                 child.terminate()
@@ -162,20 +163,6 @@ async def _chat(http: aiohttp.ClientSession, url: str) -> int:
     async with http.post(url + "/api/chat", json=CHAT) as answer:
         await answer.read()
         return answer.status
-
-
-async def _synced(http: aiohttp.ClientSession, url: str) -> None:
-    """Until /readyz says discovery has listed the (no) pods."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(url + "/readyz") as answer:
-                if answer.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass  # not listening yet
-        await asyncio.sleep(0.05)  # the fake API server shares this loop
-    raise AssertionError("the router did not become ready")
 
 
 def _slice(port: int) -> dict[str, object]:

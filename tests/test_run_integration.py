@@ -23,6 +23,7 @@ from scaler.config import ScalerConfig, parse_config
 from scaler.controller.app import serving
 from tests.support.exporter import Exporter
 from tests.support.fake_kube import FakeKube
+from tests.support.loopback import no_env_proxy
 from tests.support.prometheus_server import PrometheusServer
 from tests.support.proxy_stand_ins import stand_ins
 from tests.support.router_stand_ins import ROUTER_SERIES, router_stand_ins
@@ -78,8 +79,7 @@ def _config(prometheus: str, namespace: str, **top: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def kube(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKube]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_env_proxy(monkeypatch)
     async with FakeKube() as fake:
         yield fake
 

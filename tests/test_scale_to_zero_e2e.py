@@ -27,6 +27,8 @@ from scaler.controller.app import serving
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
 from tests.support.fake_ollama import running_fake_ollama
+from tests.support.loopback import no_env_proxy
+from tests.support.router_process import until_ready
 from tests.support.router_rig import MODEL
 from tests.support.waits import until
 
@@ -88,20 +90,6 @@ async def _router(kubeconfig: Path, port: int) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(*argv, "--log-level", "warning")
 
 
-async def _until_ready(http: aiohttp.ClientSession, url: str) -> None:
-    """Until the router listens and its discovery has listed the (no) pods."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(url + "/readyz") as answer:
-                if answer.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass  # not listening yet
-        await asyncio.sleep(0.05)  # the fake API server shares this loop
-    raise AssertionError("the router did not become ready")
-
-
 async def _chat(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any], float]:
     sent = time.monotonic()
     async with http.post(url + "/api/chat", json=CHAT) as answer:
@@ -112,8 +100,7 @@ async def _chat(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, A
 async def test_a_request_at_zero_is_held_a_pod_starts_it_is_answered_then_idle_goes_to_zero(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_env_proxy(monkeypatch)
     with running_fake_ollama(tokens=3) as pod:
         async with FakeKube() as kube:
             kube.add_deployment("chatbot", "ollama", replicas=0)
@@ -127,7 +114,7 @@ async def test_a_request_at_zero_is_held_a_pod_starts_it_is_answered_then_idle_g
                     aiohttp.ClientSession() as http,
                     serving(_config(port), kubeconfig=str(kubeconfig)) as (service, _),
                 ):
-                    await _until_ready(http, url)
+                    await until_ready(http, url)
                     streams = service.metrics.push_streams.labels("chatbot", "ollama", "queue")
                     await until(lambda: streams._value.get() == 1, what="the push stream")
                     await until(lambda: service.controller.ticks >= 3, what="polls at zero")

@@ -62,9 +62,9 @@ def slice_discovery(settings: RouterSettings) -> Discovery:
 
 
 async def serve(settings: RouterSettings) -> None:
-    """Serve until cancelled (the CLI cancels on SIGTERM), then drain: refuse what is
-    queued (503, Retry-After), stop listening, let streaming requests finish, then
-    stop discovery."""
+    """Serve until cancelled (the CLI cancels on SIGTERM), then drain (``Router.drain``:
+    new requests that would wait get 503, the queue is served until ``drain_timeout``),
+    stop listening, let streaming requests finish, then stop discovery."""
     discovery = (
         static_discovery(settings.endpoints) if settings.endpoints else slice_discovery(settings)
     )

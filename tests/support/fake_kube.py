@@ -52,6 +52,7 @@ from kubernetes_asyncio.client import ApiClient
 from scaler.kube.client import api_client
 from tests.support import fake_kube_objects as objects
 from tests.support.fake_kube_watch import EndpointSlices, Watches, request_counts
+from tests.support.loopback import no_env_proxy
 
 TOKEN = "fake-token"
 """The bearer token the fake expects (and ``write_kubeconfig`` writes)."""
@@ -707,8 +708,7 @@ class Cluster:
 @contextlib.asynccontextmanager
 async def running_cluster(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
     """Start a FakeKube, write a kubeconfig for it in ``workdir``, open an ApiClient."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)  # the client honours them: stay on loopback
+    no_env_proxy(monkeypatch)
     async with (
         FakeKube() as fake,
         api_client(fake.write_kubeconfig(workdir / "kubeconfig")) as api,

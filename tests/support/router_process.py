@@ -11,6 +11,7 @@ and waits for the process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -21,6 +22,8 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import aiohttp
 
 START_TIMEOUT = 30.0
 """Seconds for the process to import, bind and answer /readyz (a busy 2-core box)."""
@@ -76,3 +79,18 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
             pass  # not listening yet
         time.sleep(0.1)
     raise AssertionError(f"scaler router not ready after {START_TIMEOUT} s:\n{log.read_text()}")
+
+
+async def until_ready(http: aiohttp.ClientSession, url: str, timeout: float = 30.0) -> None:
+    """Until the router at ``url`` listens and ``/readyz`` says its discovery has listed
+    the pods (none, maybe), without blocking the loop (a fake API server may share it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            async with http.get(url + "/readyz") as answer:
+                if answer.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass  # not listening yet
+        await asyncio.sleep(0.05)
+    raise AssertionError("the router did not become ready")
