@@ -6,6 +6,7 @@ its own thread and loop; the fakes count how many requests they hold at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -205,8 +206,9 @@ def test_unknown_paths_pass_through_and_management_goes_to_the_writer() -> None:
         assert httpx.get(rig.url + "/no/such/path").status_code == 404
         pull = httpx.post(rig.url + "/api/pull", json={"model": "llama3.2", "stream": False})
         assert pull.status_code == 200
-        digest = "sha256:" + "ab" * 32
-        blob = httpx.post(rig.url + f"/api/blobs/{digest}", content=b"\0" * (3 << 20))
+        data = b"\0" * (3 << 20)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()  # checked, as Ollama does
+        blob = httpx.post(rig.url + f"/api/blobs/{digest}", content=data)
         assert blob.status_code == 201
         assert httpx.head(rig.url + f"/api/blobs/{digest}").status_code == 200
         assert [r.path for r in writer.requests] == ["/api/pull"] + [f"/api/blobs/{digest}"] * 2

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api, EventsV1Api, V1Scale
+from kubernetes_asyncio.client import ApiClient
 
-from scaler.kube.api_call import call, call_json
+from scaler.kube.api_call import STRATEGIC_MERGE_PATCH, call_json, send
 from scaler.kube.errors import Conflict, KubeError
 from scaler.kube.hpas import HPA_REFRESH, HpaCache
 from scaler.kube.microtime import micro_time
@@ -36,6 +36,9 @@ REPORTING_CONTROLLER = "scaler"
 EVENT_ACTION = "Scale"
 """``action`` of every Event: all of them are about scaling the Deployment."""
 _NOTE_LIMIT = 1024  # events.k8s.io/v1 rejects a longer note
+_DEPLOYMENT = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+_POD = "/api/v1/namespaces/{namespace}/pods/{name}"
+_EVENTS = "/apis/events.k8s.io/v1/namespaces/{namespace}/events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +72,7 @@ class KubeActuator:
         hpa_refresh: float = HPA_REFRESH,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._apps = AppsV1Api(api_client)
-        self._core = CoreV1Api(api_client)
-        self._events = EventsV1Api(api_client)
+        self._api = api_client
         self._hpas = HpaCache(
             api_client, request_timeout=request_timeout, refresh=hpa_refresh, clock=clock
         )
@@ -104,8 +105,12 @@ class KubeActuator:
             raise KubeError(f"deployment {namespace}/{deployment}: its spec.selector is empty")
         pods = await call_json(
             f"list pods of deployment {namespace}/{deployment} ({found.selector})",
-            self._core.list_namespaced_pod(
-                namespace, label_selector=found.selector, _preload_content=False
+            send(
+                self._api,
+                "GET",
+                "/api/v1/namespaces/{namespace}/pods",
+                path_params={"namespace": namespace},
+                query=[("labelSelector", found.selector)],
             ),
             timeout=self._timeout,
             decode=lambda listed: list(listed.get("items") or ()),
@@ -133,27 +138,37 @@ class KubeActuator:
     async def _read_deployment(self, namespace: str, deployment: str) -> DeploymentView:
         return await call_json(
             f"read deployment {namespace}/{deployment}",
-            self._apps.read_namespaced_deployment(deployment, namespace, _preload_content=False),
+            send(self._api, "GET", _DEPLOYMENT, path_params=_where(namespace, deployment)),
             timeout=self._timeout,
             decode=deployment_view,
         )
 
     async def annotate_pod(self, namespace: str, pod: str, annotations: Mapping[str, str]) -> None:
-        """A merge PATCH of the pod's annotations (RBAC: ``pods``, ``patch``); raises
-        Forbidden, NotFound (the pod is gone) or KubeError."""
+        """A (strategic) merge PATCH of the pod's annotations (RBAC: ``pods``, ``patch``);
+        raises Forbidden, NotFound (the pod is gone) or KubeError."""
         body: Any = {"metadata": {"annotations": dict(annotations)}}
         await call_json(
             f"annotate pod {namespace}/{pod}",
-            self._core.patch_namespaced_pod(pod, namespace, body, _preload_content=False),
+            send(
+                self._api,
+                "PATCH",
+                _POD,
+                path_params=_where(namespace, pod),
+                body=body,
+                content_type=STRATEGIC_MERGE_PATCH,
+            ),
             timeout=self._timeout,
             decode=lambda _: None,
         )
 
-    async def _read_scale(self, namespace: str, deployment: str) -> V1Scale:
-        return await call(
+    async def _read_scale_version(self, namespace: str, deployment: str) -> str | None:
+        return await call_json(
             f"read scale of deployment {namespace}/{deployment}",
-            self._apps.read_namespaced_deployment_scale(deployment, namespace),
+            send(
+                self._api, "GET", _DEPLOYMENT + "/scale", path_params=_where(namespace, deployment)
+            ),
             timeout=self._timeout,
+            decode=_resource_version,
         )
 
     async def scale(self, namespace: str, deployment: str, replicas: int) -> None:
@@ -185,21 +200,27 @@ class KubeActuator:
         version, conflict = seen.version, None
         for _ in range(SCALE_ATTEMPTS):
             if version is None:
-                current = await self._read_scale(namespace, deployment)
-                version = current.metadata.resource_version if current.metadata else None
+                version = await self._read_scale_version(namespace, deployment)
             body: Any = {"metadata": {"resourceVersion": version}, "spec": {"replicas": replicas}}
             try:
-                result = await call(
+                new_version = await call_json(
                     f"scale deployment {namespace}/{deployment} to {replicas}",
-                    self._apps.patch_namespaced_deployment_scale(deployment, namespace, body),
+                    send(
+                        self._api,
+                        "PATCH",
+                        _DEPLOYMENT + "/scale",
+                        path_params=_where(namespace, deployment),
+                        body=body,
+                        content_type=STRATEGIC_MERGE_PATCH,
+                    ),
                     timeout=self._timeout,
+                    decode=_resource_version,
                 )
             except KubeError as err:
                 if err.status != 409:
                     raise
                 version, conflict = None, err
                 continue
-            new_version = result.metadata.resource_version if result.metadata else None
             self._seen[key] = _Seen(seen.uid, new_version)
             return
         raise Conflict(
@@ -235,11 +256,21 @@ class KubeActuator:
             "type": "Warning" if warning else "Normal",
             "regarding": regarding,
         }
-        await call(
+        await call_json(
             f"record event {reason} on deployment {namespace}/{deployment}",
-            self._events.create_namespaced_event(namespace, body),
+            send(self._api, "POST", _EVENTS, path_params={"namespace": namespace}, body=body),
             timeout=self._timeout,
+            decode=lambda _: None,
         )
+
+
+def _where(namespace: str, name: str) -> dict[str, str]:
+    return {"namespace": namespace, "name": name}
+
+
+def _resource_version(obj: Mapping[str, Any]) -> str | None:
+    version: str | None = (obj.get("metadata") or {}).get("resourceVersion")
+    return version
 
 
 def _event_name(deployment: str) -> str:

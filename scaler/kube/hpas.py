@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient, AutoscalingV2Api
+from kubernetes_asyncio.client import ApiClient
 
-from scaler.kube.api_call import call_json
+from scaler.kube.api_call import call_json, send
 
 HPA_REFRESH = 15.0
 """Default seconds between two lists of a namespace's HPAs (the HPA sync period)."""
@@ -57,7 +57,7 @@ class HpaCache:
     ) -> None:
         if refresh < 0:
             raise ValueError(f"hpa refresh must be >= 0 seconds, got {refresh}")
-        self._api = AutoscalingV2Api(api_client)
+        self._api = api_client
         self._timeout = request_timeout
         self._refresh = refresh
         self._clock = clock
@@ -83,7 +83,12 @@ class HpaCache:
     async def _list(self, namespace: str) -> HpaTargets:
         return await call_json(
             f"list horizontalpodautoscalers in {namespace}",
-            self._api.list_namespaced_horizontal_pod_autoscaler(namespace, _preload_content=False),
+            send(
+                self._api,
+                "GET",
+                "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers",
+                path_params={"namespace": namespace},
+            ),
             timeout=self._timeout,
             decode=hpa_targets,
         )

@@ -44,7 +44,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from scaler.errors import ScalerError
-from scaler.kube.api_call import call, call_json
+from scaler.kube.api_call import call, call_json, send
 from scaler.kube.errors import KubeError, api_error
 
 log = logging.getLogger(__name__)
@@ -197,15 +197,7 @@ class Informer:
     def _request(self, query: list[tuple[str, str]], timeout: Any) -> Awaitable[Any]:
         if self._selector:
             query = [("labelSelector", self._selector), *query]
-        return self._api.call_api(  # type: ignore[no-any-return]
-            self._path,
-            "GET",
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=timeout,
-        )
+        return send(self._api, "GET", self._path, query=query, request_timeout=timeout)
 
     # -- list ----------------------------------------------------------------------
 

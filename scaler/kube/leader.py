@@ -23,18 +23,22 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient, CoordinationV1Api, V1Lease
+from kubernetes_asyncio.client import ApiClient
 
-from scaler.kube.api_call import call
+from scaler.kube.api_call import call_json, send
 from scaler.kube.errors import KubeError, NotFound
 from scaler.kube.microtime import micro_time
 
 log = logging.getLogger(__name__)
+
+Lease = Mapping[str, Any]
+"""A coordination.k8s.io/v1 Lease as the API server sends it (JSON)."""
+_LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +52,15 @@ class LeaseRecord:
     transitions: int = 0
 
     @classmethod
-    def of(cls, lease: V1Lease) -> LeaseRecord:
-        spec = lease.spec
-        if spec is None:
-            return cls()
+    def of(cls, lease: Lease) -> LeaseRecord:
+        """The record of a Lease's JSON; ValueError if a time is not RFC 3339."""
+        spec = lease.get("spec") or {}
         return cls(
-            holder=spec.holder_identity or "",
-            duration=spec.lease_duration_seconds,
-            acquire_time=spec.acquire_time,
-            renew_time=spec.renew_time,
-            transitions=spec.lease_transitions or 0,
+            holder=spec.get("holderIdentity") or "",
+            duration=spec.get("leaseDurationSeconds"),
+            acquire_time=_time(spec.get("acquireTime")),
+            renew_time=_time(spec.get("renewTime")),
+            transitions=spec.get("leaseTransitions") or 0,
         )
 
 
@@ -92,14 +95,14 @@ class LeaderElector:
             raise ValueError(
                 f"need 0 < retry_period ({retry_period}) < lease_duration ({lease_duration})"
             )
-        self._api = CoordinationV1Api(api_client)
+        self._api = api_client
         self._namespace, self._name, self._identity = namespace, name, identity
         self._lease_duration, self._retry_period = lease_duration, retry_period
         self._clock, self._sleep, self._on_change = clock, sleep, on_change
         # client-go's resourcelock gives each call half the renew deadline, at least 1 s.
         self._timeout = max(1.0, lease_duration / 2)
         self._leader = False
-        self._lease: V1Lease | None = None  # last read or written: resourceVersion, labels
+        self._lease: Lease | None = None  # last read or written: resourceVersion, labels
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0  # our clock when the record last changed
         self._renewed_at = 0.0  # our clock just before our last successful write
@@ -226,17 +229,23 @@ class LeaderElector:
         duration = self._lease_duration if record.duration is None else record.duration
         return self._observed_at + duration > now
 
-    def _observe(self, lease: V1Lease) -> None:
+    def _observe(self, lease: Lease) -> None:
         record = LeaseRecord.of(lease)
         self._lease = lease
         if record != self._observed:
             self._observed, self._observed_at = record, self._clock()
 
-    async def _read(self) -> V1Lease:
-        return await call(
-            f"read lease {self._where}",
-            self._api.read_namespaced_lease(self._name, self._namespace),
+    async def _read(self) -> Lease:
+        return await self._call(f"read lease {self._where}", "GET", _LEASES + "/{name}")
+
+    async def _call(self, what: str, method: str, path: str, body: Any = None) -> Lease:
+        """One request about the Lease; its answer (a Lease) checked as one."""
+        where = {"namespace": self._namespace, "name": self._name}
+        return await call_json(
+            what,
+            send(self._api, method, path, path_params=where, body=body),
             timeout=self._timeout,
+            decode=_checked_lease,
         )
 
     async def _create(self, wall: datetime) -> bool:
@@ -248,11 +257,7 @@ class LeaderElector:
             "spec": _spec(record),
         }
         try:
-            lease = await call(
-                f"create lease {self._where}",
-                self._api.create_namespaced_lease(self._namespace, body),
-                timeout=self._timeout,
-            )
+            lease = await self._call(f"create lease {self._where}", "POST", _LEASES, body)
         except KubeError as err:
             if err.status != 409:  # 409 AlreadyExists: another replica created it first
                 raise
@@ -261,35 +266,31 @@ class LeaderElector:
         return True
 
     async def _write(
-        self, lease: V1Lease, acquired: datetime, transitions: int, wall: datetime
+        self, lease: Lease, acquired: datetime, transitions: int, wall: datetime
     ) -> None:
         """Write ourselves as holder, renewed at ``wall``."""
         record = LeaseRecord(self._identity, self._duration_seconds, acquired, wall, transitions)
         self._observe(await self._update(lease, record))
 
-    async def _update(self, lease: V1Lease, record: LeaseRecord) -> V1Lease:
+    async def _update(self, lease: Lease, record: LeaseRecord) -> Lease:
         """PUT ``record`` over ``lease``, conditional on the resourceVersion read."""
-        meta = lease.metadata
+        meta = lease.get("metadata") or {}
         metadata: dict[str, Any] = {
             "name": self._name,
             "namespace": self._namespace,
-            "resourceVersion": meta.resource_version if meta else None,
+            "resourceVersion": meta.get("resourceVersion"),
         }
-        if meta is not None and meta.labels:
-            metadata["labels"] = meta.labels
-        if meta is not None and meta.annotations:
-            metadata["annotations"] = meta.annotations
+        if meta.get("labels"):
+            metadata["labels"] = meta["labels"]
+        if meta.get("annotations"):
+            metadata["annotations"] = meta["annotations"]
         body: Any = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": metadata,
             "spec": _spec(record),
         }
-        return await call(
-            f"update lease {self._where}",
-            self._api.replace_namespaced_lease(self._name, self._namespace, body),
-            timeout=self._timeout,
-        )
+        return await self._call(f"update lease {self._where}", "PUT", _LEASES + "/{name}", body)
 
     @property
     def _duration_seconds(self) -> int:
@@ -308,3 +309,22 @@ def _spec(record: LeaseRecord) -> dict[str, Any]:
     if record.renew_time is not None:
         spec["renewTime"] = micro_time(record.renew_time)
     return spec
+
+
+def _checked_lease(answer: Any) -> Lease:
+    """The answer, if it is a Lease whose record reads (else ValueError: a malformed
+    answer, as the generated model's failed parse was)."""
+    if not isinstance(answer, dict):
+        raise ValueError(f"malformed answer: not an object but {type(answer).__name__}")
+    LeaseRecord.of(answer)
+    return answer
+
+
+def _time(value: Any) -> datetime | None:
+    """A MicroTime (RFC 3339) of the Lease's spec, None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"malformed time {value!r}: not a string")
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

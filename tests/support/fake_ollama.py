@@ -7,6 +7,10 @@
         fake.wait_until(lambda s: s.waiting == 2)      # counters: FakeOllamaStats
         fake.stop(); fake.start()                      # upstream down, then back
 
+    store = ModelStore()                               # one models volume, two fakes:
+    with running_fake_ollama(store=store) as writer, running_fake_ollama(store=store) as pod:
+        ...                                            # writer's pulls are on pod too
+
 It runs in its own thread and event loop (``tests/support/threaded_server.py``), so synchronous
 clients may block on it. Its model of Ollama (``stack.md`` §1.3-1.5):
 
@@ -18,7 +22,10 @@ clients may block on it. Its model of Ollama (``stack.md`` §1.3-1.5):
 - ``stop()`` unloads every model, as a restarted Ollama would have nothing loaded.
 
 Routes: see ``fake_ollama_native`` (``/api/generate|chat|embed|embeddings``),
-``fake_ollama_openai`` (``/v1/...``) and ``fake_ollama_models`` (probes and models).
+``fake_ollama_openai`` (``/v1/chat/completions|completions|embeddings``),
+``fake_ollama_media`` (``/v1/images/...``, ``/v1/audio/transcriptions``),
+``fake_ollama_anthropic`` (``/v1/messages``), ``fake_ollama_models`` (probes and
+models) and ``fake_ollama_blobs`` (``/api/blobs``, ``/api/create``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,15 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support import fake_ollama_models, fake_ollama_native, fake_ollama_openai
+from tests.support import (
+    fake_ollama_anthropic,
+    fake_ollama_blobs,
+    fake_ollama_media,
+    fake_ollama_models,
+    fake_ollama_native,
+    fake_ollama_openai,
+)
+from tests.support.fake_ollama_anthropic import error_payload as anthropic_error
 from tests.support.fake_ollama_core import (
     BUSY_ERROR,
     FAKE,
@@ -43,6 +58,7 @@ from tests.support.fake_ollama_core import (
 )
 from tests.support.fake_ollama_openai import error_payload
 from tests.support.fake_ollama_shapes import answer_text, answer_tokens
+from tests.support.fake_ollama_store import ModelStore
 from tests.support.threaded_server import ThreadedServer
 
 __all__ = [
@@ -51,6 +67,7 @@ __all__ = [
     "FakeOllamaSettings",
     "FakeOllamaStats",
     "LoggedRequest",
+    "ModelStore",
     "RunningFakeOllama",
     "answer_text",
     "answer_tokens",
@@ -65,10 +82,13 @@ async def _log_and_render_errors(
 ) -> web.StreamResponse:
     fake = request.app[FAKE]
     raw = await request.read() if request.can_read_body else b""
-    fake.log_request(request.method, request.path, _parse(raw))
+    fake.log_request(request.method, request.path, _parse(raw), raw)
     try:
         return await handler(request)
     except ApiError as error:
+        if request.path == "/v1/messages":
+            payload = anthropic_error(error.status, error.message)
+            return web.json_response(payload, status=error.status)
         if request.path.startswith("/v1/"):
             return web.json_response(
                 error_payload(error.status, error.message), status=error.status
@@ -102,14 +122,19 @@ def make_app(fake: FakeOllama) -> web.Application:
     fake_ollama_native.add_routes(app)
     fake_ollama_openai.add_routes(app)
     fake_ollama_models.add_routes(app)
+    fake_ollama_blobs.add_routes(app)
+    fake_ollama_anthropic.add_routes(app)
+    fake_ollama_media.add_routes(app)
     return app
 
 
 class RunningFakeOllama(FakeOllama):
     """A ``FakeOllama`` served on 127.0.0.1; see ``running_fake_ollama``."""
 
-    def __init__(self, settings: FakeOllamaSettings, *, port: int = 0) -> None:
-        super().__init__(settings)
+    def __init__(
+        self, settings: FakeOllamaSettings, *, port: int = 0, store: ModelStore | None = None
+    ) -> None:
+        super().__init__(settings, store=store)
         self.server = ThreadedServer(
             lambda: make_app(self),
             port=port,
@@ -141,10 +166,13 @@ class RunningFakeOllama(FakeOllama):
 
 
 @contextmanager
-def running_fake_ollama(**settings: Any) -> Iterator[RunningFakeOllama]:
+def running_fake_ollama(
+    *, store: ModelStore | None = None, **settings: Any
+) -> Iterator[RunningFakeOllama]:
     """Run a fake Ollama on a free 127.0.0.1 port in its own thread; ``settings`` are
     ``FakeOllamaSettings`` fields (``slots``, ``tokens``, ``tokens_per_second``,
-    ``load_delay``, ``prefill``, ``models``, ...)."""
-    fake = RunningFakeOllama(FakeOllamaSettings(**settings))
+    ``load_delay``, ``prefill``, ``models``, ...). ``store``: a ``ModelStore`` shared
+    with other fakes, as pods share the models volume (default: a private one)."""
+    fake = RunningFakeOllama(FakeOllamaSettings(**settings), store=store)
     with fake.server:
         yield fake

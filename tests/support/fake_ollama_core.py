@@ -27,6 +27,7 @@ from tests.support.fake_ollama_shapes import (
     full_name,
     parse_keep_alive,
 )
+from tests.support.fake_ollama_store import ModelStore
 
 BUSY_ERROR = "server busy, please try again.  maximum pending requests exceeded"
 """Ollama's ``ErrMaxQueue`` text (``server/sched.go``), answered with 503."""
@@ -63,6 +64,8 @@ class LoggedRequest:
     path: str
     body: Any
     """Parsed JSON, or the text if not JSON, or ``None`` when empty."""
+    raw: bytes = b""
+    """The body's bytes as received."""
 
 
 @dataclass(frozen=True)
@@ -188,10 +191,16 @@ class Slots:
 class FakeOllama:
     """The fake's state. Setters and counters are safe to use from any thread."""
 
-    def __init__(self, settings: FakeOllamaSettings | None = None) -> None:
+    def __init__(
+        self, settings: FakeOllamaSettings | None = None, *, store: ModelStore | None = None
+    ) -> None:
+        """``store``: the models volume, shared with other fakes (``fake_ollama_store``);
+        a private one by default. ``settings.models`` are installed in it either way."""
         self._settings = settings or FakeOllamaSettings()
         self._lock = threading.Lock()
-        self._models = {full_name(m): time.time() for m in self._settings.models}
+        self.store = store or ModelStore()
+        for model in self._settings.models:
+            self.store.install(model)
         self._loaded: dict[str, float | None] = {}  # name -> monotonic expiry, None = never
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._eviction = Eviction()
@@ -333,23 +342,23 @@ class FakeOllama:
         self._loop = loop
         self._eviction.bind()
 
-    def log_request(self, method: str, path: str, body: Any) -> None:
+    def log_request(self, method: str, path: str, body: Any, raw: bytes = b"") -> None:
         with self._lock:
-            self._log.append(LoggedRequest(method, path, body))
+            self._log.append(LoggedRequest(method, path, body, raw))
 
     def installed(self) -> dict[str, float]:
-        """Installed model names → modified time (epoch seconds)."""
-        with self._lock:
-            return dict(self._models)
+        """Installed model names → modified time (epoch seconds), from the store."""
+        return self.store.installed()
 
     def install(self, model: str) -> None:
-        with self._lock:
-            self._models.setdefault(full_name(model), time.time())
+        self.store.install(model)
 
     def remove(self, model: str) -> bool:
-        with self._lock:
-            self._loaded.pop(full_name(model), None)
-            return self._models.pop(full_name(model), None) is not None
+        """Delete ``model`` from the store and forget it is loaded here (a
+        simplification); other fakes sharing the store keep it loaded, and answer
+        404 to new requests for it."""
+        self.unload(model)
+        return self.store.remove(model)
 
     def require(self, model: Any) -> str:
         """The full name of an installed model, or the error Ollama answers."""

@@ -1,19 +1,20 @@
 """Ollama's probe and model-management routes, with the shapes of ``docs/api.md``.
 
 ``/``, ``/api/version``, ``/api/tags``, ``/api/ps``, ``/api/show``, ``/api/pull``,
-``/api/push``, ``/api/create``, ``/api/copy``, ``DELETE /api/delete``, ``/api/blobs``.
-Nothing here takes a slot. Pulled, created and copied models become installed.
+``/api/push``, ``/api/copy``, ``DELETE /api/delete`` (blobs and ``/api/create``:
+``fake_ollama_blobs``). Nothing here takes a slot. Pulled and copied models become
+installed, in the fake's ``ModelStore`` (shared with other fakes if it was given one).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
+from tests.support.fake_ollama_blobs import progress
 from tests.support.fake_ollama_core import FAKE, ApiError
-from tests.support.fake_ollama_native import LazyStream, dumps, json_body, wants_stream
+from tests.support.fake_ollama_native import json_body, model_named
 from tests.support.fake_ollama_shapes import (
     digest_of,
     full_name,
@@ -90,19 +91,6 @@ async def show(request: web.Request) -> web.Response:
     )
 
 
-async def _progress(
-    request: web.Request, body: dict[str, Any], lines: list[dict[str, Any]]
-) -> web.StreamResponse:
-    """Stream ``lines`` as NDJSON, or answer the last one alone when ``stream`` is false."""
-    if not wants_stream(body, default=True):
-        return web.json_response(lines[-1])
-    stream = LazyStream(request)
-    for line in lines:
-        await stream.send(f"{dumps(line)}\n".encode())
-        await asyncio.sleep(0)
-    return await stream.finish()
-
-
 def _layers(name: str) -> list[tuple[str, int]]:
     digest = digest_of(name)
     return [(f"sha256:{digest}", model_size(name)), (f"sha256:{digest[::-1]}", 1_481)]
@@ -111,9 +99,7 @@ def _layers(name: str) -> list[tuple[str, int]]:
 async def pull(request: web.Request) -> web.StreamResponse:
     fake = request.app[FAKE]
     body = await json_body(request)
-    model = body.get("model") or body.get("name")
-    if not model:
-        raise ApiError(400, "model is required")
+    model = model_named(body)
     lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
     for digest, total in _layers(model):
         for step in range(PULL_PROGRESS_STEPS):
@@ -123,7 +109,7 @@ async def pull(request: web.Request) -> web.StreamResponse:
     lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}]
     lines.append({"status": "success"})
     fake.install(model)
-    return await _progress(request, body, lines)
+    return await progress(request, body, lines)
 
 
 async def push(request: web.Request) -> web.StreamResponse:
@@ -135,27 +121,7 @@ async def push(request: web.Request) -> web.StreamResponse:
         lines.append({"status": "starting upload", "digest": digest, "total": total})
         lines.append({"status": "pushing", "digest": digest, "total": total, "completed": total})
     lines += [{"status": "pushing manifest"}, {"status": "success"}]
-    return await _progress(request, body, lines)
-
-
-async def create(request: web.Request) -> web.StreamResponse:
-    fake = request.app[FAKE]
-    body = await json_body(request)
-    model = body.get("model") or body.get("name")
-    if not model:
-        raise ApiError(400, "model is required")
-    source = body.get("from")
-    if source:
-        fake.require(source)
-    digest = digest_of(source or model)
-    lines = [
-        {"status": "gathering model components"},
-        {"status": f"using existing layer sha256:{digest}"},
-        {"status": "writing manifest"},
-        {"status": "success"},
-    ]
-    fake.install(model)
-    return await _progress(request, body, lines)
+    return await progress(request, body, lines)
 
 
 async def copy(request: web.Request) -> web.Response:
@@ -172,26 +138,10 @@ async def copy(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     fake = request.app[FAKE]
     body = await json_body(request)
-    model = body.get("model") or body.get("name")
-    if not model:
-        raise ApiError(400, "model is required")
+    model = model_named(body)
     if not fake.remove(model):
         raise ApiError(404, f"model '{model}' not found")
     return web.Response(status=200)
-
-
-async def blob_exists(request: web.Request) -> web.Response:
-    known = request.app[BLOBS]
-    return web.Response(status=200 if request.match_info["digest"] in known else 404)
-
-
-async def blob_create(request: web.Request) -> web.Response:
-    await request.read()
-    request.app[BLOBS].add(request.match_info["digest"])
-    return web.Response(status=201)
-
-
-BLOBS = web.AppKey("fake_ollama_blobs", set[str])
 
 
 async def openai_models(request: web.Request) -> web.Response:
@@ -213,7 +163,6 @@ def _openai_model(name: str, modified: float) -> dict[str, Any]:
 
 
 def add_routes(app: web.Application) -> None:
-    app[BLOBS] = set()
     router = app.router
     router.add_get("/", root)  # GET and HEAD
     router.add_get("/api/version", version)
@@ -222,10 +171,7 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/api/show", show)
     router.add_post("/api/pull", pull)
     router.add_post("/api/push", push)
-    router.add_post("/api/create", create)
     router.add_post("/api/copy", copy)
     router.add_delete("/api/delete", delete)
-    router.add_route("HEAD", "/api/blobs/{digest}", blob_exists)
-    router.add_post("/api/blobs/{digest}", blob_create)
     router.add_get("/v1/models", openai_models)
     router.add_get("/v1/models/{model:.+}", openai_model)

@@ -104,17 +104,29 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def model_named(body: dict[str, Any]) -> str:
+    """The model a management request names (``model``, or the older ``name``)."""
+    model = body.get("model") or body.get("name")
+    if not model:
+        raise ApiError(400, "model is required")
+    return str(model)
+
+
 def wants_stream(body: dict[str, Any], default: bool) -> bool:
     stream = body.get("stream")
     return default if stream is None else bool(stream)
 
 
 def token_budget(fake: FakeOllama, limit: Any) -> tuple[int, str]:
-    """Tokens to generate and the ``done_reason``: a limit (``num_predict``,
-    ``max_tokens``) cuts the answer short, so it ends with ``length``."""
-    if isinstance(limit, int) and limit > 0:
+    """Tokens to generate and the ``done_reason``. The answer would be ``tokens`` long;
+    a positive limit (``options.num_predict``; the OpenAI ``max_tokens`` and Anthropic
+    ``max_tokens`` become it) at or under that cuts it with ``length``, as Ollama's
+    runner ends a sequence once ``numPredicted >= numPredict``, before the model's own
+    end. A larger limit, 0 or a negative one (-1: no limit) leave it whole: ``stop``."""
+    natural = fake.settings.tokens
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit <= natural:
         return limit, "length"
-    return fake.settings.tokens, "stop"
+    return natural, "stop"
 
 
 def count_tokens(*texts: Any) -> int:

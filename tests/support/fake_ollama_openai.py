@@ -5,6 +5,11 @@
 (``stream_options.include_usage``), then ``data: [DONE]\\n\\n``. As on the native
 routes, nothing is written before the first token. Errors are
 ``{"error": {"message", "type", "param", "code"}}``.
+
+``max_tokens`` bounds the answer (``openai.go`` makes it ``num_predict``; the last
+choice says ``finish_reason: length`` when it cut the answer). ``max_completion_tokens``
+is ignored, as Ollama ignores it: its ``ChatCompletionRequest`` has no such field
+(ollama/ollama#7125; the PR adding it, #14464, is open).
 """
 
 from __future__ import annotations
