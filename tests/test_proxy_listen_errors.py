@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.router_process import _free_port
+from tests.support.router_process import free_port
 
 NO_UPSTREAM = "http://127.0.0.1:9"
 
@@ -56,7 +56,7 @@ def test_a_busy_port_is_one_line_and_exit_2(command: object, busy_port: int) -> 
     ],
 )
 def test_a_bad_host_is_one_line_and_exit_2(host: str, reason: str) -> None:
-    done = _scaler(*_proxy(host, _free_port("127.0.0.1")))
+    done = _scaler(*_proxy(host, free_port("127.0.0.1")))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert reason in done.stderr

@@ -29,7 +29,7 @@ from scaler.proxy.settings import ProxySettings
 from scaler.serving.connections import ConnectionGuard, ConnectionLimits, start_guarded
 from tests.support.counting_upstream import ANSWER, CountingUpstream
 from tests.support.fake_ollama import running_fake_ollama
-from tests.support.router_process import _free_port
+from tests.support.router_process import free_port
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 CHAT = json.dumps({"model": "llama3.2", "messages": [], "stream": False}).encode()
@@ -129,7 +129,7 @@ def test_at_a_256_fd_limit_healthz_metrics_and_inference_answer_through_300_idle
     command: str, tmp_path: Path
 ) -> None:
     with running_fake_ollama() as fake:
-        port = _free_port("127.0.0.1")
+        port = free_port("127.0.0.1")
         args = [sys.executable, "-m", "scaler.cli", command, "--host", "127.0.0.1"]
         args += ["--port", str(port), "--header-timeout", "600"]  # the cap, alone
         args += ["--upstream" if command == "proxy" else "--endpoint", fake.url]

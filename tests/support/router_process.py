@@ -37,18 +37,28 @@ def running_router(
     endpoints: Sequence[str], *, log: Path, host: str = "127.0.0.1", **flags: object
 ) -> Iterator[str]:
     """Run ``scaler router --endpoint URL ... --FLAG VALUE``; yield its base URL."""
-    port = _free_port(host)
-    args = [sys.executable, "-m", "scaler.cli", "router", "--host", host, "--port", str(port)]
+    port = free_port(host)
+    args = ["router", "--host", host, "--port", str(port)]
     for url in endpoints:
         args += ["--endpoint", url]
     for name, value in flags.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
+    with running_scaler(args, url=f"http://{host}:{port}", log=log) as url:
+        yield url
+
+
+@contextmanager
+def running_scaler(
+    args: Sequence[str], *, url: str, log: Path, start_timeout: float = START_TIMEOUT
+) -> Iterator[str]:
+    """Run ``scaler ARGS`` (a router or a proxy listening at ``url``) until its
+    ``/readyz`` answers 200; yield ``url``; on exit SIGTERM (it drains) and wait."""
+    command = [sys.executable, "-m", "scaler.cli", *args]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        url = f"http://{host}:{port}"
-        _wait_ready(url, process, log)
+        _wait_ready(url, process, log, start_timeout)
         yield url
     finally:
         process.terminate()
@@ -59,18 +69,18 @@ def running_router(
             process.wait()
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"scaler router exited {process.returncode}:\n{log.read_text()}")
+            raise AssertionError(f"scaler exited {process.returncode}:\n{log.read_text()}")
         try:
             with _OPENER.open(f"{url}/readyz", timeout=1.0) as response:
                 if response.status == 200:
@@ -78,7 +88,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
         except (urllib.error.URLError, OSError):
             pass  # not listening yet
         time.sleep(0.1)
-    raise AssertionError(f"scaler router not ready after {START_TIMEOUT} s:\n{log.read_text()}")
+    raise AssertionError(f"{url} not ready after {timeout} s:\n{log.read_text()}")
 
 
 async def until_ready(http: aiohttp.ClientSession, url: str, timeout: float = 30.0) -> None:
