@@ -23,8 +23,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,36 +31,9 @@ from kubernetes_asyncio.client import ApiClient
 
 from scaler.kube.api_call import call_json, send
 from scaler.kube.errors import KubeError, NotFound
-from scaler.kube.microtime import micro_time
+from scaler.kube.lease import LEASES, Lease, LeaseRecord, checked_lease, spec_of
 
 log = logging.getLogger(__name__)
-
-Lease = Mapping[str, Any]
-"""A coordination.k8s.io/v1 Lease as the API server sends it (JSON)."""
-_LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRecord:
-    """The Lease's spec as leader election reads it (client-go's LeaderElectionRecord)."""
-
-    holder: str = ""
-    duration: int | None = None
-    acquire_time: datetime | None = None
-    renew_time: datetime | None = None
-    transitions: int = 0
-
-    @classmethod
-    def of(cls, lease: Lease) -> LeaseRecord:
-        """The record of a Lease's JSON; ValueError if a time is not RFC 3339."""
-        spec = lease.get("spec") or {}
-        return cls(
-            holder=spec.get("holderIdentity") or "",
-            duration=spec.get("leaseDurationSeconds"),
-            acquire_time=_time(spec.get("acquireTime")),
-            renew_time=_time(spec.get("renewTime")),
-            transitions=spec.get("leaseTransitions") or 0,
-        )
 
 
 class LeaderElector:
@@ -236,7 +208,7 @@ class LeaderElector:
             self._observed, self._observed_at = record, self._clock()
 
     async def _read(self) -> Lease:
-        return await self._call(f"read lease {self._where}", "GET", _LEASES + "/{name}")
+        return await self._call(f"read lease {self._where}", "GET", LEASES + "/{name}")
 
     async def _call(self, what: str, method: str, path: str, body: Any = None) -> Lease:
         """One request about the Lease; its answer (a Lease) checked as one."""
@@ -245,7 +217,7 @@ class LeaderElector:
             what,
             send(self._api, method, path, path_params=where, body=body),
             timeout=self._timeout,
-            decode=_checked_lease,
+            decode=checked_lease,
         )
 
     async def _create(self, wall: datetime) -> bool:
@@ -254,10 +226,10 @@ class LeaderElector:
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {"name": self._name, "namespace": self._namespace},
-            "spec": _spec(record),
+            "spec": spec_of(record),
         }
         try:
-            lease = await self._call(f"create lease {self._where}", "POST", _LEASES, body)
+            lease = await self._call(f"create lease {self._where}", "POST", LEASES, body)
         except KubeError as err:
             if err.status != 409:  # 409 AlreadyExists: another replica created it first
                 raise
@@ -288,43 +260,10 @@ class LeaderElector:
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": metadata,
-            "spec": _spec(record),
+            "spec": spec_of(record),
         }
-        return await self._call(f"update lease {self._where}", "PUT", _LEASES + "/{name}", body)
+        return await self._call(f"update lease {self._where}", "PUT", LEASES + "/{name}", body)
 
     @property
     def _duration_seconds(self) -> int:
         return max(1, math.ceil(self._lease_duration))
-
-
-def _spec(record: LeaseRecord) -> dict[str, Any]:
-    """The Lease spec on the wire, times as MicroTime strings."""
-    spec: dict[str, Any] = {
-        "holderIdentity": record.holder,
-        "leaseDurationSeconds": record.duration,
-        "leaseTransitions": record.transitions,
-    }
-    if record.acquire_time is not None:
-        spec["acquireTime"] = micro_time(record.acquire_time)
-    if record.renew_time is not None:
-        spec["renewTime"] = micro_time(record.renew_time)
-    return spec
-
-
-def _checked_lease(answer: Any) -> Lease:
-    """The answer, if it is a Lease whose record reads (else ValueError: a malformed
-    answer, as the generated model's failed parse was)."""
-    if not isinstance(answer, dict):
-        raise ValueError(f"malformed answer: not an object but {type(answer).__name__}")
-    LeaseRecord.of(answer)
-    return answer
-
-
-def _time(value: Any) -> datetime | None:
-    """A MicroTime (RFC 3339) of the Lease's spec, None when absent."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"malformed time {value!r}: not a string")
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
