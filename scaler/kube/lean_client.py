@@ -107,13 +107,15 @@ def _getattr_of(module: ModuleType) -> Any:
 def _resolve(module: ModuleType, attribute: str) -> Any:
     """``module.attribute``, which the module does not hold yet (see the module doc)."""
     package = module.__name__
-    if module.__dict__.get("__lean_state__") == "deferred":
+    state = module.__dict__.get("__lean_state__")
+    if state == "deferred":
         if package == "kubernetes_asyncio.client" and attribute in _LIGHT:
             value = getattr(importlib.import_module(f"{package}.{_LIGHT[attribute]}"), attribute)
             setattr(module, attribute, value)
             return value
         if not attribute.startswith("__") and _is_submodule(module, attribute):
             return importlib.import_module(f"{package}.{attribute}")
+    if state != "complete":  # deferred, or running in this thread or another
         _run_init(module)
     try:
         return module.__dict__[attribute]
@@ -129,8 +131,9 @@ def _is_submodule(module: ModuleType, attribute: str) -> bool:
 
 
 def _run_init(module: ModuleType) -> None:
-    """Run the package's own ``__init__`` in ``module`` (once; a name asked for while it
-    runs is served from what it has defined so far, as during any import)."""
+    """Run the package's own ``__init__`` in ``module``, once. A name its own run asks
+    for is served from what it has defined so far (as during any import); another
+    thread waits here for the run to end."""
     with _lock:
         if module.__dict__.get("__lean_state__") != "deferred":
             return
