@@ -29,7 +29,14 @@ from scaler.proxy.forward import (
 )
 from scaler.proxy.metrics import CLIENT_CLOSED, PathSeries, ProxyMetrics, build_metrics
 from scaler.proxy.residency import Residency, ResidencyError, ResidencyTiming
-from scaler.proxy.routes import INFERENCE_PATHS, is_management, normal_path
+from scaler.proxy.routes import (
+    INFERENCE_PATHS,
+    is_management,
+    may_name_a_model,
+    names_a_model,
+    normal_path,
+    path_label,
+)
 from scaler.proxy.settings import ProxySettings
 from scaler.proxy.threads import pin_threads
 from scaler.serving import serve_until_cancelled
@@ -86,28 +93,33 @@ class Proxy:
             return
         log.info("drained: nothing in flight")
 
-    async def inference(self, request: web.Request) -> web.StreamResponse:
+    async def inference(self, request: web.Request, *, unknown: bool = False) -> web.StreamResponse:
         """Read the body, wait for a slot (or refuse), then forward; count what Ollama
-        did, and a request its client abandoned as ``CLIENT_CLOSED``."""
+        did, and a request its client abandoned as ``CLIENT_CLOSED``. ``unknown``: a
+        POST to an unknown path, inference only if its body names a model, else
+        passed straight through; its body is read within the same bounds either way."""
         path = normal_path(request.path)
         started = time.perf_counter()
         try:
-            response = await self._admit_and_forward(request, path, started)
+            response = await self._admit_and_forward(request, path, started, unknown)
         except (asyncio.CancelledError, ConnectionResetError):
             self.metrics.count(path, CLIENT_CLOSED)
             raise
         return self._done(path, response)
 
     async def _admit_and_forward(
-        self, request: web.Request, path: str, started: float
+        self, request: web.Request, path: str, started: float, unknown: bool
     ) -> web.StreamResponse:
-        if self.draining:
+        if self.draining and not unknown:  # an unknown one may not be inference
             return self._refuse(path, Draining("this Ollama pod is stopping"))
         bounds = self.settings
         try:  # whole, before any slot: a trickling body must not hold one (body.py)
             async with self.bodies.read(
                 request, limit=bounds.max_body, timeout=bounds.body_timeout
             ) as body:
+                if unknown and not names_a_model(body):
+                    response, _ = await self._forward(request, bounds.upstream, started, body=body)
+                    return response
                 return await self._admit(request, path, started, body)
         except BodyRefused as refused:
             return await refuse(request, refused)
@@ -140,10 +152,13 @@ class Proxy:
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
         """Everything that is not inference goes straight through; model management
         to its own upstream when one is set. A path with repeated or trailing slashes
-        is classified and forwarded as its normal form (``normal_path``)."""
+        is classified and forwarded as its normal form (``normal_path``). A POST to an
+        unknown path is read first: inference if its body names a model (routes.py)."""
         request, path = normalised(request)
         if request.method == "POST" and path in INFERENCE_PATHS:  # it had extra slashes
             return await self.inference(request)
+        if may_name_a_model(request.method, path):
+            return await self.inference(request, unknown=True)
         upstream = self.settings.upstream
         if is_management(path) and self.settings.management_upstream:
             upstream = self.settings.management_upstream
@@ -203,7 +218,7 @@ class Proxy:
 
     def _refuse(self, path: str, refused: QueueFull | Draining | BodiesFull) -> web.Response:
         """503 busy, with the kind a router reads to send the request elsewhere."""
-        self.metrics.rejected.labels(path).inc()
+        self.metrics.rejected.labels(path_label(path)).inc()
         kind = "draining" if isinstance(refused, Draining) else "queue-full"
         response = json_error(503, f"server busy, please try again: {refused}")
         response.headers["Retry-After"] = str(self.settings.retry_after)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from scaler.proxy.admission import Admission
-from scaler.proxy.routes import INFERENCE_PATHS, path_label
+from scaler.proxy.routes import INFERENCE_PATHS, OTHER, path_label
 
 CLIENT_CLOSED = 499
 """The ``code`` of a request whose client left before its answer was complete (while
@@ -52,15 +52,17 @@ class ProxyMetrics:
     _tokens: dict[str, tuple[Counter, Counter]] = field(default_factory=dict)
 
     def path(self, path: str) -> PathSeries:
-        """The histograms of an inference path (one of ``INFERENCE_PATHS``)."""
-        series = self._paths.get(path)
+        """The histograms of an inference request's path: one of ``INFERENCE_PATHS``,
+        or ``other`` (an unknown path whose body named a model)."""
+        label = path_label(path)
+        series = self._paths.get(label)
         if series is None:
             series = PathSeries(
-                self.queue_wait.labels(path),
-                self.time_to_first_token.labels(path),
-                self.duration.labels(path),
+                self.queue_wait.labels(label),
+                self.time_to_first_token.labels(label),
+                self.duration.labels(label),
             )
-            self._paths[path] = series
+            self._paths[label] = series
         return series
 
     def count(self, path: str, status: int) -> None:
@@ -154,7 +156,7 @@ def build_metrics(registry: CollectorRegistry, admission: Admission) -> ProxyMet
             registry=registry,
         ),
     )
-    for path in INFERENCE_PATHS:
+    for path in (*INFERENCE_PATHS, OTHER):
         metrics.rejected.labels(path)
     for kind in ("connect", "mid_stream"):
         metrics.upstream_errors.labels(kind)

@@ -32,7 +32,15 @@ from scaler.proxy.forward import (
     upstream_sessions,
 )
 from scaler.proxy.metrics import CLIENT_CLOSED
-from scaler.proxy.routes import INFERENCE_PATHS, is_management, normal_path, path_label
+from scaler.proxy.routes import (
+    INFERENCE_PATHS,
+    is_form,
+    is_management,
+    may_name_a_model,
+    names_a_model,
+    normal_path,
+    path_label,
+)
 from scaler.router.dispatch import Dispatcher, Draining, NoReadyPod, Pod, QueueFull
 from scaler.router.metrics import RouterMetrics, build_metrics
 from scaler.router.requests import BadRequest, json_object, lists_models
@@ -64,24 +72,31 @@ class Router:
         self._ready = ready
         self._refuse_later: asyncio.TimerHandle | None = None
 
-    async def inference(self, request: web.Request) -> web.StreamResponse:
+    async def inference(self, request: web.Request, *, unknown: bool = False) -> web.StreamResponse:
         """Queue until a pod has a free slot, then stream the answer through it; a
-        request its client abandoned is counted as ``CLIENT_CLOSED``."""
+        request its client abandoned is counted as ``CLIENT_CLOSED``. ``unknown``: a
+        POST to an unknown path, queued only if its body names a model, else passed
+        straight through; its body is read within the same bounds either way."""
         path = normal_path(request.path)
         try:
-            return await self._queue_and_relay(request, path)
+            return await self._queue_and_relay(request, path, unknown)
         except (asyncio.CancelledError, ConnectionResetError):
             self._count(path, CLIENT_CLOSED)
             raise
 
-    async def _queue_and_relay(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def _queue_and_relay(
+        self, request: web.Request, path: str, unknown: bool
+    ) -> web.StreamResponse:
         arrived = time.perf_counter()
         bounds = self.settings
         try:
             async with self.bodies.read(
                 request, limit=bounds.max_body, timeout=bounds.body_timeout
             ) as body:  # read before queueing: sent again on a refusal, never trickling
-                json_object(body)
+                if unknown and not names_a_model(body):
+                    return await self._pass(request, path, body)
+                if not is_form(request.headers.get("Content-Type", "")):
+                    json_object(body)  # a form (audio, image edits) goes on as it came
                 pod, upstream, bound = await self._bind(request, body)
                 return await self._relay(request, path, (pod, upstream), arrived, bound)
         except BodyRefused as refused:
@@ -110,7 +125,8 @@ class Router:
         bound: float,
     ) -> web.StreamResponse:
         pod, upstream = bound_to
-        self.metrics.queue_wait.labels(path).observe(bound - arrived)
+        label = path_label(path)
+        self.metrics.queue_wait.labels(label).observe(bound - arrived)
         try:
             response, outcome = await relay(request, upstream, arrived)
         finally:
@@ -118,9 +134,9 @@ class Router:
             self.dispatcher.release(pod)
         if outcome.broken:
             self.metrics.upstream_errors.labels("mid_stream").inc()
-        self.metrics.duration.labels(path).observe(time.perf_counter() - arrived)
+        self.metrics.duration.labels(label).observe(time.perf_counter() - arrived)
         if outcome.first_byte is not None and outcome.status < 400:
-            self.metrics.time_to_first_byte.labels(path).observe(outcome.first_byte)
+            self.metrics.time_to_first_byte.labels(label).observe(outcome.first_byte)
         return self._done(path, response)
 
     async def drain(self) -> None:
@@ -193,17 +209,24 @@ class Router:
         """Everything that is not inference: to the least busy ready pod, streamed;
         model management (and blob uploads) to the models' writer when one is set. A
         path with repeated or trailing slashes is classified and forwarded as its
-        normal form (``normal_path``), an inference one queued as inference."""
+        normal form (``normal_path``), an inference one queued as inference. A POST to
+        an unknown path is read first: queued if its body names a model (routes.py)."""
         request, path = normalised(request)
         if request.method == "POST" and path in INFERENCE_PATHS:  # it had extra slashes
             return await self.inference(request)
+        if may_name_a_model(request.method, path):
+            return await self.inference(request, unknown=True)
         try:
             return await self._pass(request, path)
         except (asyncio.CancelledError, ConnectionResetError):
             self._count(path, CLIENT_CLOSED)
             raise
 
-    async def _pass(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def _pass(
+        self, request: web.Request, path: str, body: bytes | None = None
+    ) -> web.StreamResponse:
+        """To the least busy ready pod (or the writer), streamed; ``body``: read
+        already (an unknown POST that named no model)."""
         session = request.app[SESSION]
         writer = self.settings.management_upstream
         pod = None if writer and is_management(path) else self.dispatcher.least_busy()
@@ -223,6 +246,7 @@ class Router:
                 connect_timeout=self.settings.connect_timeout,
                 started=time.perf_counter(),
                 streamed_session=request.app[FRESH_SESSION],
+                body=body,
             )
         except UpstreamUnavailable as error:
             self.metrics.upstream_errors.labels("connect").inc()

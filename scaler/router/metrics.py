@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scaler.proxy.routes import INFERENCE_PATHS
+from scaler.proxy.routes import INFERENCE_PATHS, OTHER
 from scaler.router.dispatch import Dispatcher
 from scaler.router.watch import QueueWatch
 
@@ -136,6 +136,6 @@ def build_metrics(
         metrics.redispatches.labels(reason)
     for kind in UPSTREAM_ERRORS:
         metrics.upstream_errors.labels(kind)
-    for path in INFERENCE_PATHS:
+    for path in (*INFERENCE_PATHS, OTHER):
         metrics.queue_wait.labels(path)
     return metrics
