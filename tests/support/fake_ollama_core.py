@@ -1,7 +1,8 @@
-"""State of the fake Ollama: settings, model catalog, slots, counters, injected failures.
+"""State of the fake Ollama: settings, slots, loaded models, counters, injected failures;
+the installed models and blobs are its ``ModelStore`` (``fake_ollama_store``).
 
-The HTTP handlers live in ``fake_ollama_native``, ``fake_ollama_openai`` and
-``fake_ollama_models``; ``fake_ollama`` assembles and runs them.
+The HTTP handlers live in the other ``fake_ollama_*`` modules; ``fake_ollama``
+assembles and runs them.
 Everything here runs on the server's event loop, except the setters and the read-only
 counters, which tests call from their own thread (hence the lock).
 """
