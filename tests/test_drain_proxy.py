@@ -21,7 +21,7 @@ import pytest
 
 from scaler.proxy.admission import Admission
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
-from tests.support.router_process import _free_port, _wait_ready
+from tests.support.router_process import START_TIMEOUT, _wait_ready, free_port
 from tests.support.waits import wait_until
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -52,7 +52,7 @@ async def test_idle_waits_for_every_held_and_queued_slot() -> None:
 def proxy_process(
     upstream: str, log: Path, *, drain_timeout: float
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port("127.0.0.1")
+    port = free_port("127.0.0.1")
     args = [sys.executable, "-m", "scaler.cli", "proxy", "--host", "127.0.0.1"]
     args += ["--port", str(port), "--upstream", upstream, "--max-queue", "0"]
     args += ["--drain-timeout", str(drain_timeout)]
@@ -61,7 +61,7 @@ def proxy_process(
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, process, log)
+        _wait_ready(url, process, log, START_TIMEOUT)
         yield url, process
     finally:
         if process.poll() is None:
