@@ -28,13 +28,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
-
-from kubernetes_asyncio.client import ApiClient
+from typing import TYPE_CHECKING, Any
 
 from scaler.kube.informer import Backoff, Informer
 from scaler.router.endpoints import Endpoint, EndpointState, OnChange
 from scaler.router.slices import SliceError, merge, slice_endpoints
+
+if TYPE_CHECKING:  # at run time scaler.kube loads ApiClient without the generated classes
+    from kubernetes_asyncio.client import ApiClient
 
 log = logging.getLogger(__name__)
 
