@@ -103,6 +103,21 @@ async def test_models_and_a_streamed_chat(journey: Journey) -> None:
     assert proxies.since(proxies_before) == {(PROXY_COUNT, "/api/chat", "200"): 1}
 
 
+async def test_anthropic_messages_are_admitted(journey: Journey) -> None:
+    """Issue 17, point 2: Open WebUI forwards ``/v1/messages``; the router queues it and
+    the proxy holds a slot for it, each counting it under its own path label (it went
+    round both as ``other`` before). ``max_tokens`` bounds the answer, as in Ollama."""
+    router_before, proxies_before = await journey.counts()
+
+    message = await journey.ui.anthropic_message(READY_MODEL, "hello", max_tokens=16)
+
+    assert message["content"][0]["text"] == answer_text(16)
+    assert message["stop_reason"] == "max_tokens"
+    router, proxies = await journey.counts()
+    assert router.since(router_before) == {(ROUTER_COUNT, "/v1/messages", "200"): 1}
+    assert proxies.since(proxies_before) == {(PROXY_COUNT, "/v1/messages", "200"): 1}
+
+
 async def test_a_new_chat_makes_the_calls_the_manifests_choose(journey: Journey) -> None:
     """The browser asks for a title, tags and follow-ups; with the manifests' settings
     Open WebUI makes two calls to Ollama: the answer and a title bounded to 128 tokens

@@ -157,6 +157,15 @@ class WebUI:
         """Admin's "Unload" of a model (``/api/generate`` with ``keep_alive: 0``)."""
         await self._json("POST", "/ollama/api/unload", json={"model": model})
 
+    async def anthropic_message(self, model: str, text: str, max_tokens: int) -> dict[str, Any]:
+        """Open WebUI's pass-through to Ollama's Anthropic Messages API."""
+        body = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": text}],
+        }
+        return dict(await self._json("POST", "/ollama/v1/messages", json=body))
+
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         async with self.http.request(
             method, self.url + path, headers=self.headers, **kwargs
