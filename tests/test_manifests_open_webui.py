@@ -14,11 +14,12 @@ import json
 
 import pytest
 
+from tests.e2e.install import pinned_version
 from tests.test_manifests import BUILDS, Obj, containers, pod_specs
 
 IMAGE = "ghcr.io/open-webui/open-webui"
-# The version tests/e2e installs from PyPI (open-webui==0.12.4): keep the two equal.
-VERSION = "v0.12.4"
+# The version tests/e2e installs from PyPI: the two stay equal.
+VERSION = f"v{pinned_version()}"
 
 # Titles stay (one short call per new chat); follow-ups and tags, which reread every
 # answer, go; autocomplete and query generation (a call before the answer) too.
