@@ -24,7 +24,7 @@ REQUIREMENTS = HERE / "open-webui-requirements.txt"
 MANIFEST = HERE.parent.parent / "manifests" / "base" / "open-webui.yaml"
 _MARKER = "complete"
 INSTALL_TIMEOUT = 1200.0
-"""Seconds the pip install may take (about 80 s here with a warm pip cache)."""
+"""Seconds the pip install may take (65 s here from PyPI with no pip cache)."""
 
 
 class InstallError(RuntimeError):
