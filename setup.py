@@ -31,6 +31,7 @@ COMPILED = [
     "scaler/policy/zero.py",
     "scaler/simulate/decider.py",
     "scaler/simulate/model.py",
+    "scaler/simulate/replica.py",
     "scaler/simulate/runner.py",
     "scaler/simulate/pipeline.py",
 ]

@@ -13,7 +13,7 @@ from scaler.config import load, parse_config
 from scaler.controller.app import serving
 from scaler.kube.actuator import KubeActuator
 from scaler.quantity import parse_quantity
-from scaler.simulate.model import ModelParams
+from scaler.simulate.replica import ModelParams
 from tests.support.fake_kube import Cluster, FakeKube, running_cluster
 from tests.support.loopback import no_env_proxy
 from tests.test_manifests import MANIFESTS, one

@@ -8,8 +8,9 @@ from scaler.cli import build_parser
 from scaler.errors import UsageError
 from scaler.policy import PodPhase
 from scaler.simulate.command import _params
-from scaler.simulate.model import PENDING, READY, STARTING, Cluster, ModelParams
+from scaler.simulate.model import Cluster
 from scaler.simulate.policies import build_policy
+from scaler.simulate.replica import PENDING, READY, STARTING, ModelParams
 from scaler.simulate.runner import _Run
 from scaler.simulate.scenarios import build_scenario
 

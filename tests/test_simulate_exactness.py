@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from scaler.policy import MetricProposal, MetricReading, MetricSpec, propose_metric
 from scaler.policy.calculator import Context
 from scaler.simulate import decider
-from scaler.simulate.model import ROUTINGS, ModelParams
+from scaler.simulate.model import ROUTINGS
 from scaler.simulate.policies import build_policy
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.runner import run_policy, service_times
 from scaler.simulate.sampling import trace_from_rates
 from scaler.simulate.types import PolicyResult

@@ -6,8 +6,9 @@ from array import array
 
 import pytest
 
-from scaler.simulate.model import DRAINING, READY, STARTING, Cluster, ModelParams
+from scaler.simulate.model import Cluster
 from scaler.simulate.policies import build_policy
+from scaler.simulate.replica import DRAINING, READY, STARTING, ModelParams
 from scaler.simulate.runner import run_policy, service_times
 from scaler.simulate.types import SimulationError, Trace
 

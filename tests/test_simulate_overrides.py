@@ -16,9 +16,9 @@ import yaml
 from scaler.cli import main
 from scaler.config import load
 from scaler.policy import Reason
-from scaler.simulate.model import ModelParams
 from scaler.simulate.overrides import check_windows, parse_window, windows_at
 from scaler.simulate.policies import SimPolicy, build_policy
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.runner import REASONS, run_policy, service_times
 from scaler.simulate.types import OverrideWindow, PolicyResult, SimulationError, Trace
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from scaler.policy import Reason
-from scaler.simulate.model import Cluster, ModelParams
+from scaler.simulate.model import Cluster
 from scaler.simulate.policies import (
     IN_FLIGHT_SERIES,
     QUEUE_SERIES,
@@ -17,6 +17,7 @@ from scaler.simulate.policies import (
     ROUTER_QUEUE_SERIES,
     build_policy,
 )
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.runner import REASONS, run_policy, service_times
 from scaler.simulate.side_by_side import Simulation, simulate
 from scaler.simulate.types import PolicyResult, Trace

@@ -14,8 +14,8 @@ from scaler.cli import main
 from scaler.config import DEFAULT_CONFIG_PATH
 from scaler.policy import Reason
 from scaler.simulate.decider import Poll
-from scaler.simulate.model import ModelParams
 from scaler.simulate.policies import build_policy
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.runner import REASONS, run_policy, service_times
 from scaler.simulate.types import PolicyResult, Trace
 

@@ -25,8 +25,8 @@ from scaler.controller.target import TargetReconciler
 from scaler.kube.workload import Workload
 from scaler.policy import PodValues, Reason, TotalValue, Unavailable
 from scaler.simulate.decider import Poll
-from scaler.simulate.model import ModelParams
 from scaler.simulate.policies import build_policy
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.runner import run_policy, service_times
 from scaler.simulate.scenarios import build_scenario
 from scaler.simulate.types import OverrideWindow

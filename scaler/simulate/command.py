@@ -25,7 +25,7 @@ from scaler.simulate.bounds import (
     check_range,
 )
 from scaler.simulate.bounds import MAX_TOKENS_PER_SECOND as MAX_TPS
-from scaler.simulate.model import ROUTINGS, ModelParams
+from scaler.simulate.model import ROUTINGS
 from scaler.simulate.outputs import write_outputs
 from scaler.simulate.overrides import KINDS, check_windows, parse_window
 from scaler.simulate.policies import (
@@ -36,6 +36,7 @@ from scaler.simulate.policies import (
     parse_routing,
 )
 from scaler.simulate.progress import Progress
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.sampling import MAX_TOKEN_SPREAD
 from scaler.simulate.scenarios import DEFAULT_SCENARIO, SCENARIOS, build_scenario
 from scaler.simulate.side_by_side import Simulation, simulate

@@ -1,4 +1,5 @@
-"""A model of Ollama replicas and of what routes requests to them.
+"""A model of Ollama replicas and of what routes requests to them (one replica, its
+parameters and its deletion rank: ``scaler.simulate.replica``).
 
 Each replica has ``parallel`` slots (OLLAMA_NUM_PARALLEL). Where a request waits
 depends on the routing (``ROUTINGS``):
@@ -29,10 +30,6 @@ Ollama stopped only after it), then disappears.
 ``capacity`` caps the pods the nodes can run (a draining pod still holds its place):
 the others stay Pending, as on a full node, and are scheduled in creation order as
 places free up, their cold start beginning then. Pending pods are deleted first.
-
-CPU follows from busy slots: a replica burns ``busy_cores`` while at least one slot
-generates and ``idle_cores`` otherwise, and the model keeps the cumulative CPU seconds
-per replica, as cAdvisor's ``container_cpu_usage_seconds_total`` does.
 """
 
 from __future__ import annotations
@@ -40,12 +37,19 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
-from dataclasses import dataclass
 from typing import Final, Literal
 
+from scaler.simulate.replica import (
+    DRAINING,
+    PENDING,
+    READY,
+    STARTING,
+    ModelParams,
+    Replica,
+    age_rank,
+    deletion_rank,
+)
 from scaler.simulate.types import SimulationError
-
-STARTING, READY, DRAINING, PENDING = 0, 1, 2, 3
 
 Routing = Literal["random", "least", "shared"]
 ROUTINGS: Final[tuple[Routing, ...]] = ("shared", "least", "random")
@@ -53,74 +57,6 @@ ROUTINGS: Final[tuple[Routing, ...]] = ("shared", "least", "random")
 SHARED: Final = 0
 LEAST: Final = 1
 RANDOM: Final = 2
-
-
-@dataclass(frozen=True, slots=True)
-class ModelParams:
-    """The service's physical parameters. Seconds, tokens/s and CPU cores."""
-
-    parallel: int = 1
-    max_queue: int = 16  # per pod, the proxies' bound (random and least routing)
-    router_max_queue: int = 64  # in total, the router's bound (shared routing)
-    cold_start: float = 30.0
-    prompt_tokens_per_second: float = 100.0
-    completion_tokens_per_second: float = 15.0
-    # The ollama container's CPU request and limit in manifests/base/ollama.yaml (equal:
-    # a generating pod uses its whole share and no more); a test keeps them equal.
-    cpu_request: float = 0.4
-    busy_cores: float = 0.4
-    idle_cores: float = 0.05
-    capacity: int | None = None  # pods the nodes can run; None: no limit
-
-
-class Replica:
-    """One pod: its slots, its proxy queue, and its CPU counter."""
-
-    __slots__ = (
-        "active",
-        "busy_seconds",
-        "busy_since",
-        "created",
-        "name",
-        "number",
-        "queue",
-        "ready_at",
-        "state",
-    )
-
-    def __init__(self, name: str, created: float, ready_at: float, number: int = 0) -> None:
-        self.name = name
-        self.created = created
-        self.number = number  # creation order: the youngest has the highest
-        self.ready_at = ready_at
-        self.state = STARTING
-        self.active = 0
-        self.queue: deque[tuple[int, float]] = deque()
-        self.busy_seconds = 0.0
-        self.busy_since = 0.0
-
-    def cpu_seconds(self, now: float, params: ModelParams) -> float:
-        """Cumulative CPU seconds used up to ``now``: ``busy_cores`` while busy (the
-        limit caps it there), ``idle_cores`` otherwise."""
-        busy = self.busy_seconds + (now - self.busy_since if self.active else 0.0)
-        idle = now - self.created - busy
-        return params.idle_cores * idle + params.busy_cores * busy
-
-
-def _deletion_rank(replica: Replica) -> tuple[bool, bool, int, float, int]:
-    """Lowest first: the order in which the ReplicaSet deletes (upstream
-    ``ActivePodsWithRanks``: not on a node, not ready, then lower deletion cost, then
-    more recently ready, then younger). A ready pod's cost is what it holds, as the
-    controller marks it just before the scale-down; a starting pod holds nothing."""
-    ready = replica.state == READY
-    held = replica.active + len(replica.queue) if ready else 0
-    return (replica.state != PENDING, ready, held, -replica.ready_at, -replica.number)
-
-
-def _age_rank(replica: Replica) -> tuple[bool, bool, float]:
-    """The ReplicaSet's order with no deletion costs: not on a node, not ready, then
-    most recently ready."""
-    return (replica.state != PENDING, replica.state == READY, -replica.ready_at)
 
 
 class Cluster:
@@ -153,7 +89,7 @@ class Cluster:
             raise SimulationError(f"unknown routing {routing!r}; valid: {', '.join(ROUTINGS)}")
         self.params = params
         self.routing = ROUTINGS.index(routing)
-        self.rank = _deletion_rank if marks_idle else _age_rank
+        self.rank = deletion_rank if marks_idle else age_rank
         self.bound = params.router_max_queue if self.routing == SHARED else params.max_queue
         self.backlog: deque[tuple[int, float]] = deque()  # the router's queue (shared)
         self.rng = random.Random(seed)

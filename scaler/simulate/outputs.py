@@ -11,7 +11,7 @@ import argparse
 
 from scaler.errors import UsageError
 from scaler.simulate.atomic import OutputBatch, OutputError
-from scaler.simulate.model import ModelParams
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.types import PolicyResult, SimulationError, Trace
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from scaler.policy import MetricReading, MetricSpec, PodSample, PodValues, SourceType, TotalValue
-from scaler.simulate.model import PENDING, Cluster, ModelParams
+from scaler.simulate.model import Cluster
+from scaler.simulate.replica import PENDING, ModelParams
 
 Key = float | None
 """What a metric's reading was made from: its value, or when its sample was taken;

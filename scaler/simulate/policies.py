@@ -25,8 +25,9 @@ from scaler.policy import (
     TargetType,
     ZeroRule,
 )
-from scaler.simulate.model import ROUTINGS, Cluster, ModelParams, Routing
+from scaler.simulate.model import ROUTINGS, Cluster, Routing
 from scaler.simulate.pipeline import Pipeline, PolicyView, Signal, SignalSource
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.types import SimulationError
 
 BUILT_IN = ("queue", "cpu-hpa", "static:N")

@@ -19,8 +19,9 @@ from operator import add, truediv
 from scaler.policy import Observation, Pod, PodPhase, Reason, TargetSpec
 from scaler.simulate.decider import Decider, Poll
 from scaler.simulate.gcpause import gc_paused
-from scaler.simulate.model import PENDING, READY, Cluster, ModelParams
+from scaler.simulate.model import Cluster
 from scaler.simulate.policies import SimPolicy
+from scaler.simulate.replica import PENDING, READY, ModelParams
 from scaler.simulate.types import (
     IdleFigures,
     OverrideWindow,

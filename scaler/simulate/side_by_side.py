@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 
-from scaler.simulate.model import ModelParams
 from scaler.simulate.policies import SimPolicy
+from scaler.simulate.replica import ModelParams
 from scaler.simulate.runner import reaction_to, run_policy, service_times
 from scaler.simulate.types import PolicyResult, Trace
 
