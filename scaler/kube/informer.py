@@ -26,6 +26,8 @@ stops moving, so ``fresh`` turns false once the caller's bound has passed.
 
 HTTP goes through kubernetes-asyncio's ``ApiClient`` (its configuration, auth and
 TLS) with ``_preload_content=False``: the objects stay JSON, never generated models.
+What those answers hold, and the keys objects are stored by, is
+``scaler.kube.watch_decode``.
 """
 
 from __future__ import annotations
@@ -46,33 +48,22 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from scaler.errors import ScalerError
 from scaler.kube.api_call import call, call_json, send
 from scaler.kube.errors import KubeError, api_error
+from scaler.kube.watch_decode import (
+    Key,
+    Object,
+    WatchLines,
+    decode_list,
+    name_of,
+    resource_version,
+)
 
 log = logging.getLogger(__name__)
 
-Object = dict[str, Any]
 OnChange = Callable[[str, Object | None, Object | None], None]
 """``(key, old, new)``: old None for an add, new None for a delete."""
-Key = Callable[[Object], object]
-"""An object's key in the store: ``name_of`` (one namespace) or ``namespaced_name_of``."""
-
-
-def name_of(obj: Object) -> object:
-    return (obj.get("metadata") or {}).get("name")
-
-
-def namespaced_name_of(obj: Object) -> object:
-    """``namespace/name``: the key of a store that spans namespaces (client-go's
-    ``MetaNamespaceKeyFunc``); None if either part is missing."""
-    meta = obj.get("metadata") or {}
-    namespace, name = meta.get("namespace"), meta.get("name")
-    return f"{namespace}/{name}" if isinstance(namespace, str) and isinstance(name, str) else None
-
 
 SHORT_WATCH = 1.0
 """Seconds: a watch that ends sooner, having delivered nothing, counts as a failure."""
-MAX_EVENT_BYTES = 16 * 2**20
-"""The longest watch event line accepted: etcd stores objects of up to 1.5 MiB, and
-aiohttp's own ``readline`` stops at 128 KiB, which a large EndpointSlice can pass."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +198,7 @@ class Informer:
             f"list {self._what}",
             self._request([], self._request_timeout),
             timeout=self._request_timeout,
-            decode=functools.partial(_decode_list, self._key),
+            decode=functools.partial(decode_list, self._key),
         )
         for name in [n for n in self._store if n not in items]:
             self._change(name, None)
@@ -220,7 +211,7 @@ class Informer:
         old = self._store.get(name)
         if old is None and new is None:
             return
-        if old is not None and new is not None and _version(old) == _version(new):
+        if old is not None and new is not None and resource_version(old) == resource_version(new):
             return  # the same write seen twice (a list after the watch had it)
         if self._on_change is not None:
             self._on_change(name, old, new)
@@ -251,7 +242,7 @@ class Informer:
         response = await call(what, self._request(query, timeout), timeout=self._request_timeout)
         try:
             async with asyncio.timeout(seconds + self._request_timeout), response:
-                lines = _Lines(response.content)
+                lines = WatchLines(response.content)
                 if await self._opened(what, response):
                     while (line := await lines.next()) is not None and self._apply(what, line):
                         attempt.events += 1
@@ -280,7 +271,7 @@ class Informer:
             raise KubeError(f"{what}: not a watch event: {line[:200]!r}")
         if kind == "ERROR":
             return self._error(what, obj)
-        version = _version(obj)
+        version = resource_version(obj)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
             name = self._key(obj)
             if not isinstance(name, str):
@@ -300,45 +291,3 @@ class Informer:
             return False
         message = str(status.get("message") or status.get("reason") or "no reason given")
         raise KubeError(f"{what}: {message[:200]} ({code})", status=code)
-
-
-class _Lines:
-    """The JSON lines of a watch stream, one at a time; blank lines skipped."""
-
-    def __init__(self, content: aiohttp.StreamReader) -> None:
-        self._content, self._buffer = content, bytearray()
-
-    async def next(self) -> bytes | None:
-        """The next line without its newline; None at the end of the stream."""
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 1]
-            elif len(self._buffer) > MAX_EVENT_BYTES:
-                raise ValueError(f"a watch event longer than {MAX_EVENT_BYTES} bytes")
-            elif chunk := await self._content.readany():
-                self._buffer += chunk
-                continue
-            else:
-                line, self._buffer = bytes(self._buffer), bytearray()
-                if not line.strip():
-                    return None
-            if line.strip():
-                return line
-
-
-def _version(obj: Object) -> str:
-    version = (obj.get("metadata") or {}).get("resourceVersion")
-    if not isinstance(version, str) or not version:
-        raise ValueError(f"metadata.resourceVersion: {str(version)[:40]!r} is not a version")
-    return version
-
-
-def _decode_list(key: Key, data: Any) -> tuple[dict[Any, Object], str]:
-    """A list's items by ``key``, and its resourceVersion."""
-    version = _version(data)
-    items = {key(item): item for item in data.get("items") or []}
-    if not all(isinstance(name, str) and isinstance(i, dict) for name, i in items.items()):
-        raise TypeError("items: an item without a name")
-    return items, version

@@ -33,8 +33,9 @@ from kubernetes_asyncio.client import ApiClient
 from scaler.kube.changes import changed_by_others, turned_ready
 from scaler.kube.errors import KubeError, NotFound
 from scaler.kube.hpas import HpaTargets, hpa_targets_of
-from scaler.kube.informer import Informer, Object, OnChange, namespaced_name_of
+from scaler.kube.informer import Informer, OnChange
 from scaler.kube.selector import selects
+from scaler.kube.watch_decode import Object, namespaced_name_of
 
 Wake = Callable[[str], None]
 """Called with a target's key, ``namespace/deployment``."""
