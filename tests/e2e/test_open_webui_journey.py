@@ -140,7 +140,7 @@ async def test_more_chats_than_slots_and_queue(journey: Journey) -> None:
     """Two pods of one slot and a router queue of two: four chats are answered, the
     others see the router's 503 text as the chat's error, at once, not retried."""
     for pod in journey.stack.pods:
-        pod.configure(tokens_per_second=20.0)  # 2 s answers: all six overlap
+        pod.configure(tokens_per_second=10.0)  # 4 s answers: all six overlap
     router_before, _ = await journey.counts()
     served_before = [pod.served for pod in journey.stack.pods]
 
