@@ -15,9 +15,10 @@ from aiohttp.test_utils import make_mocked_request
 
 from scaler.cli import main
 from scaler.config import parse_config
-from scaler.controller.app import Service, serving
+from scaler.controller.app import serving
 from scaler.controller.loop import FAILING_POLLS, Controller
 from scaler.controller.reading import readers_for
+from scaler.controller.service import Service
 from scaler.errors import ConfigError, UsageError
 from scaler.kube.client import KubeconfigError, load_configuration
 from tests.support.fake_kube import FakeKube

@@ -22,7 +22,8 @@ import ollama
 import yaml
 
 from scaler.config import parse_config
-from scaler.controller.app import Service, serving
+from scaler.controller.app import serving
+from scaler.controller.service import Service
 from scaler.proxy.app import build_app
 from scaler.proxy.settings import ProxySettings
 from tests.support.exporter import Exporter, running_exporter
