@@ -47,16 +47,14 @@ from tests.support import (
     fake_ollama_openai,
 )
 from tests.support.fake_ollama_anthropic import error_payload as anthropic_error
-from tests.support.fake_ollama_core import (
+from tests.support.fake_ollama_core import FAKE, ApiError, FakeOllama
+from tests.support.fake_ollama_openai import error_payload
+from tests.support.fake_ollama_settings import (
     BUSY_ERROR,
-    FAKE,
-    ApiError,
-    FakeOllama,
     FakeOllamaSettings,
     FakeOllamaStats,
     LoggedRequest,
 )
-from tests.support.fake_ollama_openai import error_payload
 from tests.support.fake_ollama_shapes import answer_text, answer_tokens
 from tests.support.fake_ollama_store import ModelStore
 from tests.support.threaded_server import ThreadedServer

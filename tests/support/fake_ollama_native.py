@@ -19,7 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.fake_ollama_core import FAKE, ApiError, Died, FakeOllama
+from tests.support.fake_ollama_core import FAKE, ApiError, FakeOllama
+from tests.support.fake_ollama_run import Died
 from tests.support.fake_ollama_shapes import answer_text, now_rfc3339
 
 NDJSON = "application/x-ndjson"
