@@ -20,7 +20,8 @@ from scaler.kube.client import api_client
 from scaler.router.discovery import BACKOFF, EndpointSliceWatch
 from scaler.router.endpoints import Endpoint, EndpointState, Snapshot
 from scaler.router.slices import SliceError, endpoint_state, slice_endpoints
-from tests.support.fake_kube import TOKEN, Cluster, running_cluster
+from tests.support.fake_kube import Cluster, running_cluster
+from tests.support.fake_kube_scripted import TOKEN
 from tests.support.fake_kube_watch import endpoint_slice, pod_endpoint
 from tests.support.gated_clock import DEADLINE, GatedClock
 from tests.support.tcp_relay import TcpRelay

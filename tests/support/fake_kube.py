@@ -17,7 +17,11 @@ PATCH, PUT); core/v1 pods (PATCH of metadata); coordination.k8s.io/v1 leases
 ``labelSelector``) of deployments, pods, autoscaling/v2 horizontalpodautoscalers and
 discovery.k8s.io/v1 endpointslices, through ``watch``: see
 ``tests/support/fake_kube_watch.py``. Every request is recorded in ``requests``;
-``request_counts()`` tallies them by verb and resource.
+``request_counts()`` tallies them by verb and resource. The endpoints live in
+``fake_kube_workloads`` (deployments, scale, pods), ``fake_kube_leases`` and
+``fake_kube_events``; the apiserver's HTTP conventions they share (Status errors,
+bodies, merge patches) in ``fake_kube_protocol``; the recorded requests and scripted
+failures in ``fake_kube_scripted``. This module is the store, the seeding and the server.
 
 Like the apiserver, one resourceVersion counter covers all objects; a write that
 changes an object bumps it (a no-op write does not); a write that carries a stale
@@ -30,16 +34,11 @@ controller): tests add pods themselves.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import copy
-import json
-import math
-import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,135 +50,25 @@ from kubernetes_asyncio.client import ApiClient
 
 from scaler.kube.client import api_client
 from tests.support import fake_kube_objects as objects
+from tests.support.fake_kube_events import Events
+from tests.support.fake_kube_leases import Leases
+from tests.support.fake_kube_protocol import merge
+from tests.support.fake_kube_scripted import TOKEN, Scripted
 from tests.support.fake_kube_watch import EndpointSlices, Watches, request_counts
+from tests.support.fake_kube_workloads import Workloads
 from tests.support.loopback import no_env_proxy
 
-TOKEN = "fake-token"
-"""The bearer token the fake expects (and ``write_kubeconfig`` writes)."""
 
-_REASONS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    409: "Conflict",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
-_MERGE_PATCH = ("application/merge-patch+json", "application/strategic-merge-patch+json")
-_NAMESPACED = "/namespaces/{ns}"
-_APPS = "/apis/apps/v1" + _NAMESPACED + "/deployments/{name}"
-_LEASES = "/apis/coordination.k8s.io/v1" + _NAMESPACED + "/leases"
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request as the fake received it; ``body`` is the parsed JSON (or None)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-    content_type: str
-
-
-@dataclass
-class _Script:
-    method: str
-    pattern: re.Pattern[str]
-    times: int | None
-    status: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    delay: float = 0.0
-    released: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class ApiError(Exception):
-    """Raised by a handler; answered as a ``Status`` object with this code."""
-
-    def __init__(
-        self, code: int, message: str, *, reason: str | None = None, details: Any = None
-    ) -> None:
-        super().__init__(message)
-        self.code, self.message, self.details = code, message, details
-        self.reason = reason or _REASONS.get(code, "Unknown")
-
-    def response(self) -> web.Response:
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details:
-            body["details"] = self.details
-        return web.json_response(body, status=self.code)
-
-
-def _not_found(resource: str, name: str) -> ApiError:
-    kind, _, group = resource.partition(".")
-    return ApiError(
-        404,
-        f'{resource} "{name}" not found',
-        details={"name": name, "group": group, "kind": kind},
-    )
-
-
-def _conflict(resource: str, name: str) -> ApiError:
-    return ApiError(
-        409,
-        f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
-        "modified; please apply your changes to the latest version and try again",
-        details={"name": name, "kind": resource.split(".")[0]},
-    )
-
-
-_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
-
-
-def _is_int32(text: object) -> bool:
-    """As upstream GetDeletionCostFromPodAnnotations: no '+', no leading zeros."""
-    if not isinstance(text, str) or not re.fullmatch(r"0|-?[1-9][0-9]*", text):
-        return False
-    return -(2**31) <= int(text) < 2**31
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (strategic merge is the same for the fields we patch)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge(result.get(key), value)
-    return result
-
-
-class FakeKube:
+class FakeKube(Scripted):
     """The fake apiserver: seed state from Python, script failures, read what happened."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         """Stored objects by (resource, namespace, name); resource is the plural."""
         self.events: list[dict[str, Any]] = []
         """Every Event created (core/v1 and events.k8s.io/v1), in order."""
-        self.requests: list[Request] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        """The most requests the fake was handling at one time."""
         self._version = 1000
-        self._scripts: list[_Script] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.slices = EndpointSlices(self)
@@ -201,8 +90,7 @@ class FakeKube:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for script in self._scripts:
-            script.released.set()
+        self.release_held()
         self.slices.close()  # open watch streams would hold the shutdown
         if self._runner is not None:
             await self._runner.cleanup()
@@ -333,7 +221,7 @@ class FakeKube:
     def update(self, resource: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Another client's write: merge ``patch`` in and bump the resourceVersion."""
         key = (resource, namespace, name)
-        self._store(resource, _merge(self.objects[key], patch))
+        self._store(resource, merge(self.objects[key], patch))
 
     def delete(self, resource: str, namespace: str, name: str) -> None:
         """Another client's delete: a DELETED event carrying the object's last state at a
@@ -360,186 +248,14 @@ class FakeKube:
         self.watch.record(resource, kind, obj)
         return obj
 
-    # -- scripted failures and recorded requests ---------------------------------
-
-    def fail(
-        self,
-        method: str,
-        path_pattern: str,
-        status: int,
-        *,
-        times: int | None = 1,
-        reason: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Answer the next ``times`` matching requests (None: all) with a Status error.
-
-        ``path_pattern`` is a regular expression searched in the request path.
-        """
-        self._scripts.append(
-            _Script(method, re.compile(path_pattern), times, status, reason, message)
-        )
-
-    def delay(
-        self, method: str, path_pattern: str, seconds: float = math.inf, *, times: int | None = 1
-    ) -> asyncio.Event:
-        """Hold matching requests for ``seconds`` (default until released or closed).
-
-        Returns an event: set it to let the held requests through at once.
-        """
-        script = _Script(method, re.compile(path_pattern), times, delay=seconds)
-        self._scripts.append(script)
-        return script.released
-
-    def calls(self, method: str, path_pattern: str = "") -> list[Request]:
-        """The recorded requests with this method whose path matches the pattern."""
-        pattern = re.compile(path_pattern)
-        return [r for r in self.requests if r.method == method and pattern.search(r.path)]
-
-    def _take_script(self, method: str, path: str) -> _Script | None:
-        for script in self._scripts:
-            if script.method == method and script.pattern.search(path) and script.times != 0:
-                if script.times is not None:
-                    script.times -= 1
-                return script
-        return None
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        raw = await request.text()
-        body = json.loads(raw) if raw and "json" in request.content_type else (raw or None)
-        self.requests.append(
-            Request(request.method, request.path, dict(request.query), body, request.content_type)
-        )
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-                raise ApiError(401, "Unauthorized")
-            script = self._take_script(request.method, request.path)
-            if script is not None and script.delay > 0:
-                timeout = None if math.isinf(script.delay) else script.delay
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(script.released.wait(), timeout)
-            if script is not None and script.status is not None:
-                message = script.message or f"scripted {script.status} for {request.path}"
-                raise ApiError(script.status, message, reason=script.reason)
-            response: web.StreamResponse = await handler(request)
-            return response
-        except ApiError as err:
-            return err.response()
-        except web.HTTPException as err:  # no such route, or method not allowed
-            text = "the server could not find the requested resource"
-            return ApiError(err.status, text if err.status == 404 else err.reason).response()
-        finally:
-            self.in_flight -= 1
-
     # -- endpoints ---------------------------------------------------------------
 
     def _routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get(_APPS, self._get_deployment)
-        router.add_patch(_APPS, self._patch_deployment)
-        router.add_get(_APPS + "/scale", self._get_scale)
-        router.add_patch(_APPS + "/scale", self._patch_scale)
-        router.add_put(_APPS + "/scale", self._put_scale)
-        router.add_patch("/api/v1" + _NAMESPACED + "/pods/{name}", self._patch_pod)
-        router.add_get(_LEASES + "/{name}", self._get_lease)
-        router.add_post(_LEASES, self._create_lease)
-        router.add_put(_LEASES + "/{name}", self._replace_lease)
-        router.add_post("/api/v1" + _NAMESPACED + "/events", self._create_core_event)
-        events = "/apis/events.k8s.io/v1" + _NAMESPACED + "/events"
-        router.add_post(events, self._create_events_event)
+        # One module per group of resources, each over this store.
+        Workloads(self).routes(router)
+        Leases(self).routes(router)
+        Events(self).routes(router)
         self.slices.routes(router)
-
-    def _find(self, resource: str, request: web.Request, what: str) -> dict[str, Any]:
-        ns, name = request.match_info["ns"], request.match_info["name"]
-        obj = self.objects.get((resource, ns, name))
-        if obj is None:
-            raise _not_found(what, name)
-        return obj
-
-    async def _get_deployment(self, request: web.Request) -> web.Response:
-        return web.json_response(self._find("deployments", request, "deployments.apps"))
-
-    async def _patch_deployment(self, request: web.Request) -> web.Response:
-        current = self._find("deployments", request, "deployments.apps")
-        merged = _merge(current, await _patch_body(request))
-        for fixed in ("name", "namespace", "uid", "creationTimestamp"):
-            merged["metadata"][fixed] = current["metadata"][fixed]
-        if merged["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
-            raise _conflict("deployments.apps", current["metadata"]["name"])
-        if merged != current:
-            if merged["spec"] != current["spec"]:
-                merged["metadata"]["generation"] = current["metadata"]["generation"] + 1
-            current = self._store("deployments", merged)
-        return web.json_response(current)
-
-    def _scale_of(self, deployment: dict[str, Any]) -> dict[str, Any]:
-        meta = deployment["metadata"]
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                key: meta[key]
-                for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-            },
-            "spec": {"replicas": deployment["spec"]["replicas"]},
-            "status": {
-                "replicas": deployment["status"]["replicas"],
-                "selector": objects.format_selector(deployment["spec"]["selector"]),
-            },
-        }
-
-    async def _get_scale(self, request: web.Request) -> web.Response:
-        deployment = self._find("deployments", request, "deployments.apps")
-        return web.json_response(self._scale_of(deployment))
-
-    async def _patch_scale(self, request: web.Request) -> web.Response:
-        deployment = self._find("deployments", request, "deployments.apps")
-        scale = _merge(self._scale_of(deployment), await _patch_body(request))
-        return web.json_response(self._write_scale(deployment, scale))
-
-    async def _put_scale(self, request: web.Request) -> web.Response:
-        deployment = self._find("deployments", request, "deployments.apps")
-        scale = await request.json()
-        if not scale.get("metadata", {}).get("resourceVersion"):  # scale allows unconditional
-            scale.setdefault("metadata", {})["resourceVersion"] = _version_of(deployment)
-        return web.json_response(self._write_scale(deployment, scale))
-
-    def _write_scale(self, deployment: dict[str, Any], scale: dict[str, Any]) -> dict[str, Any]:
-        name = deployment["metadata"]["name"]
-        if scale.get("metadata", {}).get("resourceVersion") != _version_of(deployment):
-            raise _conflict("deployments.apps", name)
-        replicas = scale.get("spec", {}).get("replicas")
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise ApiError(
-                422,
-                f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
-                f"{replicas!r}: must be greater than or equal to 0",
-            )
-        if replicas != deployment["spec"]["replicas"]:
-            deployment["spec"]["replicas"] = replicas
-            deployment["metadata"]["generation"] += 1
-            deployment = self._store("deployments", deployment)
-        return self._scale_of(deployment)
-
-    async def _patch_pod(self, request: web.Request) -> web.Response:
-        """A merge patch of a pod's metadata (what scaler writes: annotations)."""
-        current = self._find("pods", request, "pods")
-        patch = await _patch_body(request)
-        if set(patch) - {"metadata"}:
-            raise ApiError(422, f"this fake patches only pod metadata, got {sorted(patch)}")
-        merged = _merge(current, patch)
-        cost = (merged["metadata"].get("annotations") or {}).get(_DELETION_COST)
-        if cost is not None and not _is_int32(cost):  # upstream ValidatePodSpecificAnnotations
-            raise ApiError(
-                422,
-                f'Pod "{current["metadata"]["name"]}" is invalid: metadata.annotations'
-                f"[{_DELETION_COST}]: Invalid value: {cost!r}: must be a 32bit integer",
-            )
-        for fixed in ("name", "namespace", "creationTimestamp"):
-            merged["metadata"][fixed] = current["metadata"][fixed]
-        return web.json_response(self._store("pods", merged) if merged != current else current)
 
     def _list(self, kind: str, api_version: str, items: list[dict[str, Any]]) -> web.Response:
         # Items in a list response carry no kind/apiVersion of their own.
@@ -552,149 +268,6 @@ class FakeKube:
                 "items": bare,
             }
         )
-
-    async def _get_lease(self, request: web.Request) -> web.Response:
-        return web.json_response(self._find("leases", request, "leases.coordination.k8s.io"))
-
-    async def _create_lease(self, request: web.Request) -> web.Response:
-        lease = _check_lease(await _json_body(request), request.match_info["ns"])
-        name = lease["metadata"]["name"]
-        if ("leases", request.match_info["ns"], name) in self.objects:
-            raise _already_exists("leases.coordination.k8s.io", name)
-        meta = lease["metadata"]
-        meta.pop("resourceVersion", None)
-        meta["creationTimestamp"] = objects.time_str(datetime.now().astimezone())
-        return web.json_response(self._store("leases", lease), status=201)
-
-    async def _replace_lease(self, request: web.Request) -> web.Response:
-        current = self._find("leases", request, "leases.coordination.k8s.io")
-        lease = _check_lease(await _json_body(request), request.match_info["ns"])
-        name = current["metadata"]["name"]
-        if lease["metadata"]["name"] != name:
-            raise ApiError(400, "the name of the object does not match the name on the URL")
-        version = lease["metadata"].get("resourceVersion")
-        if not version:
-            raise ApiError(
-                422,
-                f'Lease.coordination.k8s.io "{name}" is invalid: metadata.resourceVersion: '
-                "Invalid value: 0x0: must be specified for an update",
-            )
-        if version != _version_of(current):
-            raise _conflict("leases.coordination.k8s.io", name)
-        for fixed in ("uid", "creationTimestamp"):
-            lease["metadata"][fixed] = current["metadata"][fixed]
-        if lease == current:
-            return web.json_response(current)
-        return web.json_response(self._store("leases", lease))
-
-    async def _create_core_event(self, request: web.Request) -> web.Response:
-        event = await _json_body(request)
-        _check_namespace(event, request.match_info["ns"])
-        if not event.get("involvedObject"):
-            raise _invalid("Event", "involvedObject", "Required value")
-        return self._create_event(event, "events")
-
-    async def _create_events_event(self, request: web.Request) -> web.Response:
-        event = await _json_body(request)
-        ns = request.match_info["ns"]
-        _check_namespace(event, ns)
-        if objects.parse_micro_time(event.get("eventTime")) is None:
-            raise ApiError(400, f"eventTime: not a MicroTime: {event.get('eventTime')!r}")
-        for key in ("reportingController", "reportingInstance", "action", "reason"):
-            if not event.get(key):
-                raise _invalid("Event.events.k8s.io", key, "Required value")
-        if event.get("type") not in ("Normal", "Warning"):
-            raise _invalid("Event.events.k8s.io", "type", "Unsupported value")
-        if len(event.get("note") or "") > 1024:
-            raise _invalid("Event.events.k8s.io", "note", "Too long")
-        if (event.get("regarding") or {}).get("namespace", ns) != ns:
-            raise _invalid("Event.events.k8s.io", "regarding.namespace", "does not match")
-        return self._create_event(event, "events.events.k8s.io")
-
-    def _create_event(self, event: dict[str, Any], resource: str) -> web.Response:
-        meta = event["metadata"]
-        if not meta.get("name"):
-            raise _invalid(resource, "metadata.name", "Required value")
-        if ("events", meta["namespace"], meta["name"]) in self.objects:
-            raise _already_exists(resource, meta["name"])
-        meta["creationTimestamp"] = objects.time_str(datetime.now().astimezone())
-        stored = self._store("events", event)
-        self.events.append(stored)
-        return web.json_response(stored, status=201)
-
-
-def _version_of(obj: dict[str, Any]) -> str:
-    version: str = obj["metadata"]["resourceVersion"]
-    return version
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except json.JSONDecodeError as err:
-        raise ApiError(400, f"invalid JSON: {err}") from err
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be an object")
-    body.setdefault("metadata", {})
-    return body
-
-
-async def _patch_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type not in _MERGE_PATCH:
-        raise ApiError(
-            415,
-            f"the body of the request was in an unknown format ({request.content_type}) - "
-            "accepted media types include: " + ", ".join(_MERGE_PATCH),
-        )
-    return await _json_body(request)
-
-
-def _check_namespace(obj: dict[str, Any], namespace: str) -> None:
-    meta = obj["metadata"]
-    if meta.setdefault("namespace", namespace) != namespace:
-        raise ApiError(
-            400,
-            "the namespace of the provided object does not match the namespace sent on the request",
-        )
-
-
-def _check_lease(lease: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """Decode a Lease as the apiserver would: MicroTime fields and whole-number fields."""
-    _check_namespace(lease, namespace)
-    if not lease["metadata"].get("name"):
-        raise _invalid("Lease.coordination.k8s.io", "metadata.name", "Required value")
-    spec = lease.setdefault("spec", {})
-    for key in ("acquireTime", "renewTime"):
-        if key in spec:
-            moment = objects.parse_micro_time(spec[key])
-            if moment is None:
-                raise ApiError(
-                    400,
-                    f'Lease in version "v1" cannot be handled as a Lease: spec.{key}: '
-                    f"{spec[key]!r} is not RFC 3339 with microseconds",
-                )
-            spec[key] = objects.micro_time_str(moment)  # stored and served in UTC
-    for key, minimum in (("leaseDurationSeconds", 1), ("leaseTransitions", 0)):
-        value = spec.get(key)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < minimum
-        ):
-            raise _invalid("Lease.coordination.k8s.io", f"spec.{key}", f"Invalid value: {value!r}")
-    lease["kind"], lease["apiVersion"] = "Lease", "coordination.k8s.io/v1"
-    return lease
-
-
-def _invalid(kind: str, path: str, problem: str) -> ApiError:
-    return ApiError(422, f"{kind} is invalid: {path}: {problem}")
-
-
-def _already_exists(resource: str, name: str) -> ApiError:
-    return ApiError(
-        409,
-        f'{resource} "{name}" already exists',
-        reason="AlreadyExists",
-        details={"name": name, "kind": resource.split(".")[0]},
-    )
 
 
 @dataclass(frozen=True)
