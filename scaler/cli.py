@@ -110,6 +110,7 @@ _CLIENT_BOUNDS = (
     "header_timeout",
     "idle_timeout",
     "max_connections",
+    "upstream_keepalive",
 )
 
 
@@ -121,6 +122,9 @@ def _add_client_bounds(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--header-timeout", type=float, help="seconds for a first head (10)")
     parser.add_argument("--idle-timeout", type=float, help="seconds a connection may idle (75)")
     parser.add_argument("--max-connections", type=int, help="client connections (from fds)")
+    parser.add_argument(
+        "--upstream-keepalive", type=int, help="seconds before probing a silent upstream (15)"
+    )
 
 
 def _client_bounds(args: argparse.Namespace) -> dict[str, Any]:

@@ -179,7 +179,8 @@ class Proxy:
     ) -> tuple[web.StreamResponse, Outcome | None]:
         fresh = request.app[FRESH_SESSION]
         # Keep-alive only to the Ollama beside us, on loopback: a remote writer behind
-        # a Service can vanish without a FIN, and no read timeout would notice.
+        # a Service can vanish without a FIN; a new connect fails at once, where a
+        # pooled one would wait out the keepalive bound (forward.upstream_sessions).
         session = request.app[SESSION] if upstream == self.settings.upstream else fresh
         try:
             response, outcome = await forward(
@@ -284,7 +285,7 @@ def build_app(
     app = web.Application(client_max_size=0)  # no limit: bodies over 1 MiB are streamed
 
     async def upstream_and_residency(app: web.Application) -> AsyncIterator[None]:
-        async with upstream_sessions(app) as session:
+        async with upstream_sessions(app, settings.keepalive()) as session:
             if proxy.residency is not None:  # owned here: stopped before the sessions close
                 proxy.residency.start(session)
             try:

@@ -1,7 +1,9 @@
 """Stream one request to Ollama and its answer back, unbuffered and unchanged.
 
 Ollama writes nothing until its first token, so there is no read timeout: a request
-may sit silent in a model load or a long prefill. Bytes go to the client as Ollama
+may sit silent in a model load or a long prefill. A peer lost without closing its
+connections is noticed by TCP keepalive instead (``scaler.serving.keepalive``), and
+ends the request as a peer that hangs up does. Bytes go to the client as Ollama
 writes them. If the client leaves, the handler is cancelled and the upstream
 connection is closed at once, which makes Ollama free the slot. An answer read to the
 end leaves its connection to the session's pool, if the session keeps one.
@@ -22,6 +24,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from scaler.proxy.routes import normal_path
+from scaler.serving.keepalive import UpstreamKeepalive
 
 # RFC 9110 §7.6.1 connection-specific headers, plus the ones aiohttp sets itself.
 HOP_BY_HOP = frozenset(
@@ -54,9 +57,12 @@ FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
 
 
 @asynccontextmanager
-async def upstream_sessions(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
+async def upstream_sessions(
+    app: web.Application, keepalive: UpstreamKeepalive
+) -> AsyncIterator[aiohttp.ClientSession]:
     """Both upstream sessions, stored on ``app`` (``SESSION``, ``FRESH_SESSION``) and
-    closed on exit; gives the pooled one.
+    closed on exit; gives the pooled one. Every socket of both gets ``keepalive``'s
+    options, so a lost peer fails its requests within ``keepalive.bound`` seconds.
 
     Answers read to the end leave their connection open for the next request, sparing a
     connect, an accept and a close per request (more CPU than the relay, profiled). One
@@ -64,8 +70,9 @@ async def upstream_sessions(app: web.Application) -> AsyncIterator[aiohttp.Clien
     the slot. A pooled connection the server closed meanwhile: see ``open_upstream``.
     No keep-alive for what cannot be sent twice or may go quiet.
     """
-    pooled = aiohttp.TCPConnector(limit=0)
-    fresh = aiohttp.TCPConnector(limit=0, force_close=True)
+    factory = keepalive.socket_factory
+    pooled = aiohttp.TCPConnector(limit=0, socket_factory=factory)
+    fresh = aiohttp.TCPConnector(limit=0, force_close=True, socket_factory=factory)
     async with (
         aiohttp.ClientSession(connector=pooled, auto_decompress=False) as session,
         aiohttp.ClientSession(connector=fresh, auto_decompress=False) as fresh_session,

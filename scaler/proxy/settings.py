@@ -10,12 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from scaler.config.problems import describe
 from scaler.errors import ConfigError
 from scaler.serving.connections import ConnectionLimits
+from scaler.serving.keepalive import UpstreamKeepalive
 
 
 class ClientBounds(BaseSettings):
     """Bounds on what clients may hold, shared by ``scaler proxy`` and ``scaler router``
     (docs/proxy.md, "Slow clients and floods"): a body's size and time, a head's time,
-    an idle connection's time, and the number of connections."""
+    an idle connection's time, the number of connections, and how long a request may
+    wait on an upstream that was lost without closing its connection."""
 
     max_body: int = Field(
         default=64 << 20,
@@ -44,6 +46,14 @@ class ClientBounds(BaseSettings):
     max_connections: int = Field(
         default=0, ge=0, le=1_000_000, description="client connections; 0: from the fd limit"
     )
+    upstream_keepalive: int = Field(
+        default=15,
+        ge=0,
+        le=3600,
+        description="whole seconds of silence on an upstream connection before TCP keepalive "
+        "probes it (then every third of that, 3 probes: a lost peer fails its requests after "
+        "twice this, 30 s); 0: off (serving/keepalive.py)",
+    )
 
     @model_validator(mode="after")
     def _one_body_fits(self) -> Self:
@@ -56,6 +66,9 @@ class ClientBounds(BaseSettings):
 
     def connection_limits(self) -> ConnectionLimits:
         return ConnectionLimits(self.header_timeout, self.idle_timeout, self.max_connections)
+
+    def keepalive(self) -> UpstreamKeepalive:
+        return UpstreamKeepalive(self.upstream_keepalive)
 
 
 class ProxySettings(ClientBounds):

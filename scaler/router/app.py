@@ -314,7 +314,7 @@ def build_app(
     async def sessions(app: web.Application) -> AsyncIterator[None]:
         # As in the proxy (upstream_sessions): pooled to the pods, fresh for streamed
         # bodies and the models' writer.
-        async with upstream_sessions(app):
+        async with upstream_sessions(app, settings.keepalive()):
             yield
 
     async def stop_draining(app: web.Application) -> None:
