@@ -19,7 +19,8 @@ import ollama
 import pytest
 from prometheus_client import CollectorRegistry
 
-from scaler.proxy.app import PROXY, Proxy, build_app
+from scaler.proxy.app import PROXY, build_app
+from scaler.proxy.handlers import Proxy
 from scaler.proxy.settings import ProxySettings
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
 from tests.support.threaded_server import serve_in_thread

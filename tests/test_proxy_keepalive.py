@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 import aiohttp
 import pytest
 
-from scaler.proxy.app import Proxy
 from scaler.proxy.forward import REPLAYABLE_BODY
+from scaler.proxy.handlers import Proxy
 from scaler.proxy.settings import ProxySettings
 from tests.support.counting_upstream import ANSWER, CountingUpstream, HangUp, Seen
 from tests.support.proxy_in_loop import proxy_in_loop

@@ -27,8 +27,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from scaler.kube.workload import DELETION_COST_ANNOTATION
-from scaler.proxy.app import PROXY, Proxy
+from scaler.proxy.app import PROXY
 from scaler.proxy.app import build_app as build_proxy
+from scaler.proxy.handlers import Proxy
 from scaler.proxy.settings import ProxySettings
 from scaler.router.app import ROUTER, Router, build_app
 from scaler.router.endpoints import Endpoint, EndpointState

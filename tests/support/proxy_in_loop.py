@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from scaler.proxy.app import PROXY, Proxy, build_app
+from scaler.proxy.app import PROXY, build_app
+from scaler.proxy.handlers import Proxy
 from scaler.proxy.settings import ProxySettings
 
 
