@@ -19,9 +19,10 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from scaler.router.app import ROUTER, Router, build_app
+from scaler.router.app import ROUTER, build_app
 from scaler.router.dispatch import Pod
 from scaler.router.endpoints import Endpoint, EndpointState
+from scaler.router.handlers import Router
 from scaler.router.settings import RouterSettings
 from scaler.router.watch import WATCH_PATH, WatchBounds
 from tests.support.router_rig import ManualDiscovery

@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry
 from scaler.errors import ConfigError
 from scaler.proxy.forward import FRESH_SESSION, SESSION, upstream_sessions
 from scaler.proxy.settings import ProxySettings, load_proxy_settings
-from scaler.router.app import ROUTER, Router, build_app
+from scaler.router.app import ROUTER, build_app
 from scaler.router.endpoints import Endpoint, EndpointState
+from scaler.router.handlers import Router
 from scaler.router.settings import RouterSettings, load_router_settings
 from scaler.serving.keepalive import UpstreamKeepalive
 from tests.support.lost_peer import SilentPod, dropped, silent_pod

@@ -31,8 +31,9 @@ from scaler.proxy.app import PROXY
 from scaler.proxy.app import build_app as build_proxy
 from scaler.proxy.handlers import Proxy
 from scaler.proxy.settings import ProxySettings
-from scaler.router.app import ROUTER, Router, build_app
+from scaler.router.app import ROUTER, build_app
 from scaler.router.endpoints import Endpoint, EndpointState
+from scaler.router.handlers import Router
 from scaler.router.settings import RouterSettings
 from tests.support.fake_kube import Cluster
 from tests.support.fake_kube_objects import EPOCH, time_str

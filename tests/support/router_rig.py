@@ -19,9 +19,10 @@ from prometheus_client import CollectorRegistry
 from scaler.proxy.app import PROXY
 from scaler.proxy.app import build_app as build_proxy
 from scaler.proxy.settings import ProxySettings
-from scaler.router.app import ROUTER, Router, build_app
+from scaler.router.app import ROUTER, build_app
 from scaler.router.dispatch import Dispatcher
 from scaler.router.endpoints import Endpoint, EndpointState, Snapshot
+from scaler.router.handlers import Router
 from scaler.router.settings import RouterSettings
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
 from tests.support.threaded_server import ThreadedServer
