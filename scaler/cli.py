@@ -51,6 +51,7 @@ def _proxy(args: argparse.Namespace) -> int:
         ready_model=args.ready_model,
         num_thread=args.num_thread,
         drain_timeout=args.drain_timeout,
+        drain_queued=args.drain_queued,
         **_client_bounds(args),
     )
     logs.configure(args.log_level)
@@ -211,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--ready-model", help="ready only once this model is loaded")
     proxy.add_argument(
         "--drain-timeout", type=float, help="seconds to finish held answers on SIGTERM (110)"
+    )
+    proxy.add_argument(
+        "--drain-queued",
+        choices=("refuse", "serve"),
+        help="on SIGTERM, refuse queued requests at once (a router re-sends them) or "
+        "serve them within --drain-timeout (no router) (refuse)",
     )
     _add_client_bounds(proxy)
     proxy.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))

@@ -19,7 +19,8 @@ class QueueFull(ScalerError):
 
 
 class Draining(ScalerError):
-    """The proxy is stopping: it admits nothing new, and refuses what waits."""
+    """The proxy is stopping: it admits nothing new, and refuses what waits (at once,
+    or what still waits when the drain times out)."""
 
 
 class Admission:
@@ -35,7 +36,7 @@ class Admission:
         self.parallel = parallel
         self.max_queue = max_queue
         self.active = 0
-        self._closed: str | None = None  # why nothing more is admitted (close())
+        self._closed: str | None = None  # why nothing more is queued (stop_admitting, close)
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._idle = asyncio.Event()  # set while nothing holds or waits for a slot
         self._idle.set()
@@ -47,6 +48,11 @@ class Admission:
     async def idle(self) -> None:
         """Return once no request holds or waits for a slot (the drain waits on it)."""
         await self._idle.wait()
+
+    def stop_admitting(self, reason: str) -> None:
+        """Queue nothing more: every later request gets Draining at once; the waiters
+        keep their places and take the slots as they free up (``close`` refuses them)."""
+        self._closed = reason
 
     def close(self, reason: str) -> None:
         """Admit nothing more: every waiter, and every later request, gets Draining at

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from scaler.proxy.admission import Admission, Draining, QueueFull
 from scaler.proxy.body import BodiesFull, BodyBudget, BodyRefused, json_error, refuse
+from scaler.proxy.drain import STOPPING, drain
 from scaler.proxy.forward import (
     BUSY_HEADER,
     FRESH_SESSION,
@@ -58,36 +59,17 @@ class Proxy:
         self.residency = _residency(settings, self.admission, registry)
 
     async def drain(self) -> None:
-        """The pod is stopping: admit nothing new and refuse what waits in the queue
-        (a router re-dispatches what is refused as busy), say not ready, and wait until
-        the answers held in slots are done, at most ``drain_timeout`` seconds.
-        Ollama's preStop waits for this proxy to exit."""
+        """The pod is stopping: say not ready, admit nothing new, and refuse or serve
+        what waits in the queue (``drain_queued``: drain.py) while the answers held in
+        slots finish, at most ``drain_timeout`` seconds. Ollama's preStop waits for
+        this proxy to exit."""
         self.draining = True
-        queued = self.admission.queued
-        # Queued requests go at once, busy: a router sends them to another pod now,
-        # rather than after the drain with a 502 when this proxy stops listening.
-        self.admission.close("this Ollama pod is stopping")
-        if self.residency is not None:
-            await self.residency.stop()  # load nothing more; a reload in progress ends
-        log.info(
-            "draining: refused %d queued request(s), waiting for %d to finish",
-            queued,
-            self.admission.active,
+        await drain(
+            self.admission,
+            self.residency,
+            queued=self.settings.drain_queued,
+            timeout=self.settings.drain_timeout,
         )
-        # asyncio.wait, not asyncio.timeout: this runs in a task already cancelled by
-        # the signal, where asyncio.timeout before Python 3.11.3 (Debian bookworm has
-        # 3.11.2) raises CancelledError instead of TimeoutError (python/cpython#102780).
-        idle = asyncio.ensure_future(self.admission.idle())
-        done, _ = await asyncio.wait({idle}, timeout=self.settings.drain_timeout)
-        if not done:
-            idle.cancel()
-            log.warning(
-                "drain timed out after %s s with %d request(s) still running",
-                self.settings.drain_timeout,
-                self.admission.active,
-            )
-            return
-        log.info("drained: nothing in flight")
 
     async def inference(self, request: web.Request, *, unknown: bool = False) -> web.StreamResponse:
         """Read the body, wait for a slot (or refuse), then forward; count what Ollama
@@ -107,7 +89,7 @@ class Proxy:
         self, request: web.Request, path: str, started: float, unknown: bool
     ) -> web.StreamResponse:
         if self.draining and not unknown:  # an unknown one may not be inference
-            return self._refuse(path, Draining("this Ollama pod is stopping"))
+            return self._refuse(path, Draining(STOPPING))
         bounds = self.settings
         try:  # whole, before any slot: a trickling body must not hold one (body.py)
             async with self.bodies.read(

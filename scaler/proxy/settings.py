@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +11,9 @@ from scaler.config.problems import describe
 from scaler.errors import ConfigError
 from scaler.serving.connections import ConnectionLimits
 from scaler.serving.keepalive import UpstreamKeepalive
+
+DrainQueued = Literal["refuse", "serve"]
+"""What a stopping proxy does with its queued requests (drain.py)."""
 
 
 class ClientBounds(BaseSettings):
@@ -115,6 +118,12 @@ class ProxySettings(ClientBounds):
         ge=0,
         description="seconds a stopping proxy waits for the answers it holds (below the "
         "pod's terminationGracePeriodSeconds, so Ollama still stops before the SIGKILL)",
+    )
+    drain_queued: DrainQueued = Field(
+        default="refuse",
+        description="what a stopping proxy does with its queued requests: refuse them at "
+        "once with 503 (a router sends them to another pod), or serve them as slots free "
+        "up within drain_timeout (no router: the client would show the 503)",
     )
 
 
