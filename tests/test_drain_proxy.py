@@ -50,12 +50,17 @@ async def test_idle_waits_for_every_held_and_queued_slot() -> None:
 
 @contextmanager
 def proxy_process(
-    upstream: str, log: Path, *, drain_timeout: float
+    upstream: str,
+    log: Path,
+    *,
+    drain_timeout: float,
+    max_queue: int = 0,
+    more: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port("127.0.0.1")
     args = [sys.executable, "-m", "scaler.cli", "proxy", "--host", "127.0.0.1"]
-    args += ["--port", str(port), "--upstream", upstream, "--max-queue", "0"]
-    args += ["--drain-timeout", str(drain_timeout)]
+    args += ["--port", str(port), "--upstream", upstream, "--max-queue", str(max_queue)]
+    args += ["--drain-timeout", str(drain_timeout), *more]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     with log.open("w") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -133,3 +138,31 @@ def test_an_idle_proxy_exits_at_once_and_a_stuck_one_after_its_drain_timeout(
         streaming.join(10)
         assert "cut" in lines[-1] or "error" in lines[-1]  # bounded: the kubelet would kill it
     assert "drain timed out after 0.5 s" in (tmp_path / "stuck.log").read_text()
+
+
+def test_sigterm_with_drain_queued_serve_answers_the_queue_then_exits(
+    slow_fake: RunningFakeOllama, tmp_path: Path
+) -> None:
+    # The cpu-hpa overlay's proxy: its own queue, served on SIGTERM (docs/proxy.md, Drain).
+    serve = ("--drain-queued", "serve")
+    log = tmp_path / "serve.log"
+    with proxy_process(slow_fake.url, log, drain_timeout=30, max_queue=4, more=serve) as (
+        url,
+        process,
+    ):
+        answers: list[list[dict[str, object]]] = [[], [], []]
+        streams = [_stream_in_thread(url, answers[0])]
+        wait_until(lambda: slow_fake.stats().active == 1)
+        streams += [_stream_in_thread(url, lines) for lines in answers[1:]]
+        with httpx.Client(timeout=5, trust_env=False) as http:
+            queue_depth = "ollama_proxy_queue_depth 2.0"
+            wait_until(lambda: queue_depth in http.get(f"{url}/metrics").text)
+            process.send_signal(signal.SIGTERM)
+            wait_until(lambda: http.get(f"{url}/readyz").status_code == 503)
+        for stream in streams:
+            stream.join(10)
+        for lines in answers:  # each whole: 30 tokens and the end
+            assert len(lines) == 31 and lines[-1]["done"] is True, lines[-1:]
+        assert process.wait(10) == 0
+    assert slow_fake.stats().max_active_seen == 1
+    assert "draining: serving 2 queued request(s)" in log.read_text()
