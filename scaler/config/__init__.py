@@ -1,7 +1,7 @@
-"""Configuration: the YAML file's model (``model``, ``targets``, ``direct``), its
-bounds (``bounds``), the bounded YAML reader (``yaml_file``), the ``SCALER_*``
-environment overrides (``environment``), error lines (``problems``, shared with the
-proxy's and the router's settings), and the one loader (``loader``).
+"""Configuration: the YAML file's model (``model``, ``targets``, ``behavior``,
+``direct``), its bounds (``bounds``), the bounded YAML reader (``yaml_file``), the
+``SCALER_*`` environment overrides (``environment``), error lines (``problems``, shared
+with the proxy's and the router's settings), and the one loader (``loader``).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from scaler.config.behavior import BehaviorConfig, PolicyConfig, RulesConfig
 from scaler.config.bounds import (
     MAX_FAILURE_THRESHOLD,
     MAX_POLL_INTERVAL,
@@ -28,10 +29,7 @@ from scaler.config.bounds import (
 from scaler.config.direct import DirectConfig, StrictModel
 from scaler.config.problems import describe
 from scaler.config.targets import (
-    BehaviorConfig,
     MetricConfig,
-    PolicyConfig,
-    RulesConfig,
     ScaleToZeroConfig,
     TargetConfig,
     TargetValueConfig,

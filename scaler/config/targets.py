@@ -1,8 +1,8 @@
-"""Scaling targets in HPA syntax: metrics with PromQL queries, and the behavior block.
+"""Scaling targets in HPA syntax: metrics with PromQL queries and their targets.
 
-Keys are camelCase as in an HPA manifest, and the ``behavior`` block is accepted
-verbatim from ``autoscaling/v2``. Every field says its unit. Unknown keys are errors,
-so a typo never silently falls back to a default.
+Keys are camelCase as in an HPA manifest; the ``behavior`` block, verbatim from
+``autoscaling/v2``, is in ``behavior``. Every field says its unit. Unknown keys are
+errors, so a typo never silently falls back to a default.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 from pydantic import Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from scaler.config.behavior import BehaviorConfig
 from scaler.config.bounds import (
     MAX_INT32,
     MAX_METRICS,
@@ -27,16 +28,9 @@ from scaler.config.direct import DirectConfig, Quantity, StrictModel
 from scaler.errors import quote
 from scaler.policy import (
     DEFAULT_IDLE_SECONDS,
-    DEFAULT_SCALE_DOWN,
-    DEFAULT_SCALE_UP,
     LEGACY_BEHAVIOR,
-    Behavior,
     MetricSpec,
     PolicySpec,
-    PolicyType,
-    ScalingPolicy,
-    ScalingRules,
-    SelectPolicy,
     SourceType,
     TargetType,
     ZeroRule,
@@ -45,53 +39,6 @@ from scaler.policy.readings import ALLOWED_TARGETS
 
 _RANGE = re.compile(r"\[(\d+(?:\.\d+)?)(ms|s|m|h)\]")
 _RANGE_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-class PolicyConfig(StrictModel):
-    """``HPAScalingPolicy``: at most ``value`` pods or percent per ``periodSeconds``."""
-
-    type: PolicyType
-    value: int = Field(gt=0, le=MAX_INT32, description="pods or percent; int32 as in the HPA")
-    period_seconds: int = Field(gt=0, le=1800, description="seconds, 1..1800 as in the HPA")
-
-
-class RulesConfig(StrictModel):
-    """``HPAScalingRules``; every omitted field takes the HPA's default."""
-
-    stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
-    select_policy: SelectPolicy | None = None
-    policies: list[PolicyConfig] | None = Field(default=None, min_length=1)
-    tolerance: Quantity | None = Field(default=None, ge=0)
-
-    def merged_with(self, default: ScalingRules) -> ScalingRules:
-        """``copyHPAScalingRules``: the fields given here override the defaults."""
-        policies = default.policies
-        if self.policies is not None:
-            policies = tuple(
-                ScalingPolicy(p.type, p.value, p.period_seconds) for p in self.policies
-            )
-        return ScalingRules(
-            stabilization_window_seconds=(
-                default.stabilization_window_seconds
-                if self.stabilization_window_seconds is None
-                else self.stabilization_window_seconds
-            ),
-            select_policy=self.select_policy or default.select_policy,
-            policies=policies,
-            tolerance=default.tolerance if self.tolerance is None else self.tolerance,
-        )
-
-
-class BehaviorConfig(StrictModel):
-    """``HorizontalPodAutoscalerBehavior``, verbatim."""
-
-    scale_up: RulesConfig | None = None
-    scale_down: RulesConfig | None = None
-
-    def to_behavior(self) -> Behavior:
-        up = (self.scale_up or RulesConfig()).merged_with(DEFAULT_SCALE_UP)
-        down = (self.scale_down or RulesConfig()).merged_with(DEFAULT_SCALE_DOWN)
-        return Behavior(scale_up=up, scale_down=down)
 
 
 class TargetValueConfig(StrictModel):
