@@ -5,7 +5,7 @@ processed in time order, interleaved with the pipeline's timers (scrapes, polls)
 a once-per-second sample for the timeline. Every decision is made by
 ``scaler.policy.step``, the controller's own step (overrides, engine, fallback), and
 each scale change is recorded with ``record_scaled`` as the controller records it
-(``decider``).
+(``decider``). The finished run's figures are ``summary``'s.
 """
 
 from __future__ import annotations
@@ -22,14 +22,8 @@ from scaler.simulate.gcpause import gc_paused
 from scaler.simulate.model import Cluster
 from scaler.simulate.policies import SimPolicy
 from scaler.simulate.replica import PENDING, READY, ModelParams
-from scaler.simulate.types import (
-    IdleFigures,
-    OverrideWindow,
-    PolicyResult,
-    PolicyTimeline,
-    Summary,
-    Trace,
-)
+from scaler.simulate.summary import summarize
+from scaler.simulate.types import OverrideWindow, PolicyResult, PolicyTimeline, Trace
 
 # Index 0 of the timeline's reasons means "no decision yet" (or a static policy).
 NO_DECISION = 0
@@ -236,28 +230,16 @@ class _Run:
                 self.poll(timer)
 
     def result(self, burst_at: float | None) -> PolicyResult:
-        cluster = self.cluster
-        waits = sorted(cluster.waits + cluster.unserved_waits(self.trace.duration))
-        reaction = reaction_to(burst_at, self.scale_ups)
-        summary = Summary(
-            requests=len(self.trace.arrivals),
-            served=len(cluster.waits),
-            rejected=cluster.rejected,
-            wait_mean=math.fsum(waits) / len(waits) if waits else 0.0,
-            wait_p50=_percentile(waits, 0.50),
-            wait_p95=_percentile(waits, 0.95),
-            wait_p99=_percentile(waits, 0.99),
-            max_queue=max(self.timeline.queue, default=0),
-            reaction=reaction,
-            replica_seconds=cluster.replica_seconds,
-            scale_events=self.scale_events,
-        )
         policy = self.policy
-        if policy.zero is not None or policy.push_interval is not None:
-            summary.idle = IdleFigures(
-                first_waits=len(cluster.first_waits),
-                first_wait_p95=_percentile(sorted(cluster.first_waits), 0.95),
-            )
+        summary = summarize(
+            self.cluster,
+            self.trace,
+            self.timeline,
+            self.scale_ups,
+            scale_events=self.scale_events,
+            burst_at=burst_at,
+            idle=policy.zero is not None or policy.push_interval is not None,
+        )
         return PolicyResult(
             policy.name, policy.signal_name, summary, self.timeline, policy.routing, self.scale_ups
         )
@@ -269,21 +251,6 @@ def _windows(policy: SimPolicy, trace: Trace) -> tuple[OverrideWindow, ...]:
     if policy.manual_control:
         return trace.overrides
     return tuple(w for w in trace.overrides if w.kind == "outage")
-
-
-def reaction_to(burst_at: float | None, scale_ups: list[float]) -> float | None:
-    """Seconds from the burst to the first scale-up at or after it."""
-    if burst_at is None:
-        return None
-    return next((t - burst_at for t in scale_ups if t >= burst_at), None)
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list; 0 for an empty one."""
-    if not ordered:
-        return 0.0
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
 
 
 def run_policy(

@@ -15,7 +15,8 @@ from multiprocessing.sharedctypes import Synchronized
 
 from scaler.simulate.policies import SimPolicy
 from scaler.simulate.replica import ModelParams
-from scaler.simulate.runner import reaction_to, run_policy, service_times
+from scaler.simulate.runner import run_policy, service_times
+from scaler.simulate.summary import reaction_to
 from scaler.simulate.types import PolicyResult, Trace
 
 # Below this many simulated policy-seconds, processes cost more than they save.
