@@ -5,7 +5,8 @@ pod that becomes ready takes the oldest waiting request at once, and a busy pod 
 holds a request that another pod could serve now. A pod gets at most ``parallel``
 requests from this router; another router may hold some of the same slots, which is
 why the pod's own proxy refuses a taken slot and ``refused`` sends the request back to
-the head of the queue (docs/router.md, "Two routers").
+the head of the queue (docs/router.md, "Two routers"). Which pods there are, and which
+has a free slot, is the ``PodTable``'s (``pods``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 
-from scaler.router.endpoints import Endpoint, EndpointState, Snapshot
+from scaler.router.endpoints import Snapshot
+from scaler.router.pods import PodTable
 from scaler.router.waiting import (
     BACKOFF_FIRST,
     BACKOFF_MAX,
@@ -32,7 +34,8 @@ __all__ = ["BACKOFF_FIRST", "Dispatcher", "Draining", "NoReadyPod", "Pod", "Queu
 
 
 class Dispatcher:
-    """The shared queue and the pods' slots; all methods run on the event loop.
+    """The shared queue, bound to free slots of the ``table``'s pods; all methods run
+    on the event loop.
 
     ``clock``: monotonic seconds. ``no_pod_wait``, ``cold_start_wait``: how long a
     request may wait while no pod is ready at all (``NoPodRule``). ``listeners`` are
@@ -54,7 +57,7 @@ class Dispatcher:
         self.no_pod = NoPodRule(no_pod_wait, cold_start_wait)
         self._clock = clock
         self._schedule = schedule
-        self.pods: dict[str, Pod] = {}
+        self.table = PodTable()
         self.listeners: list[Callable[[], None]] = []
         self._queue: deque[Waiter] = deque()
         self._in_flight = 0
@@ -62,7 +65,6 @@ class Dispatcher:
         self._no_ready_since: float | None = clock()
         self._wakeup_at: float | None = None
         self._give_up_at: float | None = None  # the earliest give-up check scheduled
-        self._retired: list[Pod] = []  # replaced under a reused name, still holding requests
         self._closed: str | None = None  # why no new request may wait (close())
         self._refusing = False  # nothing may wait any more, admitted or not (refuse_waiting())
 
@@ -76,6 +78,11 @@ class Dispatcher:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def pods(self) -> dict[str, Pod]:
+        """The pods by key (``PodTable.pods``)."""
+        return self.table.pods
+
     def _changed(self) -> None:
         """Tell the listeners, if (queued, in_flight) moved since they last heard: a
         tuple compare per event, so a thousand changes a second cost little."""
@@ -85,41 +92,18 @@ class Dispatcher:
             for listener in self.listeners:
                 listener()
 
-    def pods_by_state(self) -> dict[EndpointState, int]:
-        counts = dict.fromkeys(EndpointState, 0)
-        for pod in self.pods.values():
-            if pod.present:
-                counts[pod.state] += 1
-        return counts
-
     # -- pods -------------------------------------------------------------------------
 
     def update(self, snapshot: Snapshot) -> None:
         """Take discovery's whole new view of the pods. A pod that left the snapshot
         finishes what it holds and is forgotten after its last request."""
-        for key, pod in list(self.pods.items()):
-            if key not in snapshot:
-                pod.present = False
-                if pod.active == 0:
-                    del self.pods[key]
-        for key, endpoint in snapshot.items():
-            self._merge(endpoint, self.pods.get(key))
+        self.table.update(snapshot)
         self._note_readiness()
         self._dispatch()
         self._changed()
 
-    def _merge(self, endpoint: Endpoint, pod: Pod | None) -> None:
-        if pod is None or pod.url != endpoint.url:  # a new pod (or a reused name)
-            if pod is not None and pod.active:
-                pod.present = False
-                self._retired.append(pod)  # finishes its requests under its old address
-            self.pods[endpoint.key] = Pod(endpoint.key, endpoint.url, endpoint.state)
-            return
-        pod.state = endpoint.state
-        pod.present = True
-
     def _note_readiness(self) -> None:
-        if any(pod.takes_new for pod in self.pods.values()):
+        if self.table.any_ready():
             self._no_ready_since = None
         elif self._no_ready_since is None:
             self._no_ready_since = self._clock()
@@ -169,7 +153,7 @@ class Dispatcher:
         """
         now = self._clock()
         if not self._queue:
-            pod = self._free_pod(now)
+            pod = self.table.free_pod(now, self.parallel)
             if pod is not None:
                 self._bind(pod)
                 self._changed()
@@ -240,7 +224,7 @@ class Dispatcher:
         self._unbind(pod)
         pod.backoff = 0.0
         pod.blocked_until = 0.0  # the slot we held is free now, as far as we know
-        self._forget_if_done(pod)
+        self.table.forget_if_done(pod)
         self._dispatch()
         self._changed()
 
@@ -250,17 +234,9 @@ class Dispatcher:
         self._unbind(pod)
         pod.backoff = min(BACKOFF_MAX, pod.backoff * 2 or BACKOFF_FIRST)
         pod.blocked_until = self._clock() + pod.backoff
-        self._forget_if_done(pod)
+        self.table.forget_if_done(pod)
         self._wake_at(pod.blocked_until)
         self._changed()
-
-    def _forget_if_done(self, pod: Pod) -> None:
-        if pod.present or pod.active:
-            return
-        if self.pods.get(pod.key) is pod:
-            del self.pods[pod.key]
-        else:
-            self._retired = [p for p in self._retired if p is not pod]
 
     def _wake_at(self, when: float) -> None:
         if self._wakeup_at is not None and self._wakeup_at <= when:
@@ -272,30 +248,17 @@ class Dispatcher:
         self._wakeup_at = None
         self._dispatch()
         self._changed()
-        blocked = [p.blocked_until for p in self.pods.values() if p.blocked_until > self._clock()]
+        blocked = [
+            p.blocked_until for p in self.table.pods.values() if p.blocked_until > self._clock()
+        ]
         if self._queue and blocked:
             self._wake_at(min(blocked))
-
-    def _free_pod(self, now: float) -> Pod | None:
-        """The ready pod with the fewest of our requests and a free slot, if any."""
-        best: Pod | None = None
-        for pod in self.pods.values():
-            if pod.active >= self.parallel or not pod.takes_new or pod.blocked_until > now:
-                continue
-            if best is None or pod.active < best.active:
-                best = pod
-        return best
-
-    def least_busy(self) -> Pod | None:
-        """A ready pod for a request outside the queue (model list, show, blobs)."""
-        ready = [pod for pod in self.pods.values() if pod.takes_new]
-        return min(ready, key=lambda pod: pod.active) if ready else None
 
     def _dispatch(self) -> None:
         """Bind the head of the queue to free slots, oldest request first."""
         now = self._clock()
         while self._queue:
-            pod = self._free_pod(now)
+            pod = self.table.free_pod(now, self.parallel)
             if pod is None:
                 return
             waiter = self._queue.popleft()

@@ -230,7 +230,7 @@ class Router:
         already (an unknown POST that named no model)."""
         session = request.app[SESSION]
         writer = self.settings.management_upstream
-        pod = None if writer and is_management(path) else self.dispatcher.least_busy()
+        pod = None if writer and is_management(path) else self.dispatcher.table.least_busy()
         if pod is not None:
             url = pod.url
         elif writer and (is_management(path) or lists_models(request.method, path)):
@@ -280,5 +280,5 @@ class Router:
         answers, with a clear 503, rather than leaving the Service)."""
         if not self._ready():
             return json_error(503, "the Ollama pods are not listed yet")
-        counts = {s.value: n for s, n in self.dispatcher.pods_by_state().items()}
+        counts = {s.value: n for s, n in self.dispatcher.table.pods_by_state().items()}
         return web.json_response({"status": "ready", "pods": counts})

@@ -55,7 +55,7 @@ class _PodCollector(Collector):
         by_state = GaugeMetricFamily(
             "scaler_router_pods", "Ollama pods this router knows, by state.", labels=("state",)
         )
-        for state, count in self._dispatcher.pods_by_state().items():
+        for state, count in self._dispatcher.table.pods_by_state().items():
             by_state.add_metric((state.value,), count)
         yield by_state
 
