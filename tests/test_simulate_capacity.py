@@ -7,7 +7,7 @@ import pytest
 from scaler.cli import build_parser
 from scaler.errors import UsageError
 from scaler.policy import PodPhase
-from scaler.simulate.command import _params
+from scaler.simulate.inputs import params_from
 from scaler.simulate.model import Cluster
 from scaler.simulate.policies import build_policy
 from scaler.simulate.replica import PENDING, READY, STARTING, ModelParams
@@ -73,4 +73,4 @@ def test_the_runner_shows_pending_pods_to_the_policy_and_bills_no_time_for_them(
 def test_a_capacity_below_one_pod_is_refused_naming_the_option(value: str) -> None:
     args = build_parser().parse_args(["simulate", "--capacity", value])
     with pytest.raises(UsageError, match=f"--capacity {value} is out of range"):
-        _params(args)
+        params_from(args)
