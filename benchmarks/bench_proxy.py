@@ -10,7 +10,8 @@ same run. The proxy is a real ``scaler proxy`` child process at production's log
 (its RSS is read from ``/proc/PID/status``); the fake Ollama (``tests.support.fake_ollama``) is a
 second child process, so neither shares a GIL with the aiohttp client here. Each phase
 starts a fresh pair. The helpers (child processes, CPU and RSS readings, the reference
-forwarder, the closed loop) are in ``benchmarks.processes`` and ``benchmarks.saturate``.
+forwarder, the closed loop) are in ``benchmarks.processes`` and ``benchmarks.saturate``,
+one phase's processes in ``benchmarks.stack``.
 
 - latency: sequential non-streaming ``/api/generate`` (5 tokens, no prefill), direct and
   proxy alternated (ABBA) after a warm-up. Goal: p50 added <= 1 ms.
@@ -49,27 +50,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 
 import aiohttp
 
-from benchmarks.processes import (
-    RssSampler,
-    cpu_seconds,
-    proc_status_mib,
-    start_fake,
-    start_forwarder,
-    start_proxy,
-    stop,
-)
+from benchmarks.processes import cpu_seconds, start_proxy
 from benchmarks.report import Row, print_table, timing_rows
 from benchmarks.saturate import Load, closed_loop, in_rounds, saturate, stream_tokens
+from benchmarks.stack import Server, Stack, running_stack
 
 MODEL = "llama3.2"
 SLOTS = 64
@@ -78,68 +68,7 @@ STREAM_TOKENS = 200
 CPU_GOAL_MS = 0.55
 
 
-Start = Callable[[str, int, int], tuple[subprocess.Popen[Any], str]]
-"""Start the server under test in front of an upstream URL, with ``parallel`` slots
-and ``max_queue``; its process and base URL."""
-
-
-@dataclass(frozen=True)
-class Server:
-    """The server under test: ``scaler proxy`` here, ``scaler router`` in bench_router."""
-
-    name: str
-    start: Start
-
-
 PROXY = Server("proxy", start_proxy)
-
-
-@dataclass
-class Stack:
-    """The processes of one phase: the fake, the server under test, and (if asked) the
-    reference forwarder, each with its base URL and pid."""
-
-    name: str
-    direct: str
-    served: str
-    pids: dict[str, int]
-    rss: RssSampler
-    idle_mib: float
-    hwm_mib: float = 0.0
-    forwarded: str = ""
-
-    @property
-    def server_pid(self) -> int:
-        return self.pids[self.name]
-
-
-@contextmanager
-def running_stack(
-    server: Server,
-    fake: dict[str, Any],
-    *,
-    parallel: int,
-    max_queue: int,
-    forwarder: bool = False,
-) -> Iterator[Stack]:
-    """A fake Ollama and the server in front of it (and the reference forwarder beside
-    it if ``forwarder``), all child processes, stopped after."""
-    with ExitStack() as children:
-        fake_child, direct = start_fake(fake)
-        children.callback(stop, fake_child)
-        child, served = server.start(direct, parallel, max_queue)
-        children.callback(stop, child)
-        pids = {server.name: child.pid, "fake": fake_child.pid}
-        forwarded = ""
-        if forwarder:
-            forwarder_child, forwarded = start_forwarder(direct)
-            children.callback(stop, forwarder_child)
-            pids["forwarder"] = forwarder_child.pid
-        with RssSampler(child.pid) as rss:
-            idle = proc_status_mib(child.pid, "VmRSS")
-            stack = Stack(server.name, direct, served, pids, rss, idle, forwarded=forwarded)
-            yield stack
-            stack.hwm_mib = proc_status_mib(child.pid, "VmHWM")
 
 
 # -- measurements ----------------------------------------------------------------------

@@ -26,10 +26,11 @@ import asyncio
 import statistics
 import time
 
-from benchmarks.bench_proxy import PHASES, Server, parser_for, report, run_phases
+from benchmarks.bench_proxy import PHASES, parser_for, report, run_phases
 from benchmarks.processes import start_router
 from benchmarks.report import Row
 from benchmarks.router_burst import run_burst
+from benchmarks.stack import Server
 
 ROUTER = Server("router", start_router)
 BURST_GOAL = 3.0
