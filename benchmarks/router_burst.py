@@ -72,7 +72,8 @@ def arrivals(seed: int = 1) -> list[tuple[float, int]]:
     rng = random.Random(seed)
     mean_tokens = SERVICE * TOKENS_PER_SECOND
     shrink = math.exp(-(COMPLETION_SIGMA**2) / 2)  # a lognormal's mean is median * e^(s^2/2)
-    at, out = 0.0, []
+    at = 0.0
+    out: list[tuple[float, int]] = []
     while True:
         at += rng.expovariate(RATE)
         if at >= LENGTH:
