@@ -22,6 +22,7 @@ from scaler.sources.base import (
     HttpStatus,
     MetricUnavailable,
 )
+from scaler.sources.proxies import endpoint_urls
 
 WATCH_PATH = "/scaler/v1/queue/watch"
 STALE_AFTER = 3.0
@@ -63,9 +64,8 @@ def parse_line(raw: bytes, *, source: str) -> QueueLine:
 
 
 def watch_url(address: str, port: int) -> str:
-    """The stream's URL at ``address``; IPv6 in brackets, a zone as %25 (RFC 6874)."""
-    host = f"[{address.replace('%', '%25')}]" if ":" in address else address
-    return f"http://{host}:{port}{WATCH_PATH}"
+    """The stream's URL at ``address``, written as the proxies' scrape URLs are."""
+    return endpoint_urls([address], port, WATCH_PATH)[0]
 
 
 async def follow(
