@@ -102,10 +102,16 @@ async def _read_json(request: Awaitable[Any], decode: Callable[[Any], T]) -> T:
     async with response:
         data = await response.read()
     if not 200 <= response.status <= 299:
-        error = ApiException(status=response.status, reason=response.reason)
-        error.body, error.headers = data, response.headers  # what http_resp= would set
-        raise error
+        raise status_error(response, data)
     try:
         return decode(json.loads(data))
     except (TypeError, KeyError, AttributeError) as err:
         raise ValueError(f"malformed answer: {type(err).__name__}: {err}") from err
+
+
+def status_error(response: aiohttp.ClientResponse, body: bytes) -> ApiException:
+    """The ``ApiException`` kubernetes-asyncio raises for an error status, made from a
+    raw answer (``_preload_content=False``) and its ``body``."""
+    error = ApiException(status=response.status, reason=response.reason)
+    error.body, error.headers = body, response.headers  # what http_resp= would set
+    return error

@@ -43,10 +43,9 @@ from typing import Any
 
 import aiohttp
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from scaler.errors import ScalerError
-from scaler.kube.api_call import call, call_json, send
+from scaler.kube.api_call import call, call_json, send, status_error
 from scaler.kube.errors import KubeError, api_error
 from scaler.kube.watch_decode import (
     Key,
@@ -256,8 +255,7 @@ class Informer:
             self.version = None
             return False
         if not 200 <= response.status <= 299:
-            error = ApiException(status=response.status, reason=response.reason)
-            error.body = await response.read()
+            error = status_error(response, await response.read())
             raise api_error(what, error) from error
         self.heard_at = self._clock()
         return True
