@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from scaler.kube.microtime import micro_time
+from scaler.kube.microtime import micro_time, parse_time
 
 Lease = Mapping[str, Any]
 """A coordination.k8s.io/v1 Lease as the API server sends it (JSON)."""
@@ -66,5 +66,4 @@ def _time(value: Any) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"malformed time {value!r}: not a string")
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return parse_time(value)

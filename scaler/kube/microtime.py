@@ -16,3 +16,14 @@ def micro_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 ``Time`` or ``MicroTime`` from the API (without offset: UTC).
+
+    ``Time`` is ``2026-01-01T12:00:00Z``, ``MicroTime`` has six fractional digits;
+    ``datetime.fromisoformat`` reads both, and cuts a longer fraction to microseconds.
+    ValueError if ``text`` is neither.
+    """
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

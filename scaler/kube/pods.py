@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from scaler.kube.microtime import parse_time
 from scaler.kube.workload import DELETION_COST_ANNOTATION
 from scaler.policy import Pod, PodPhase
 from scaler.quantity import parse_quantity
@@ -96,17 +96,8 @@ def cpu_request(spec: Mapping[str, Any] | None, *, container: str | None = None)
 
 
 def unix_seconds(text: str | None) -> float | None:
-    """An RFC 3339 timestamp from the API as unix seconds (without offset: UTC).
-
-    ``Time`` is ``2026-01-01T12:00:00Z``, ``MicroTime`` has six fractional digits;
-    ``datetime.fromisoformat`` reads both, and cuts a longer fraction to microseconds.
-    """
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    """An RFC 3339 timestamp from the API as unix seconds (see ``parse_time``)."""
+    return None if text is None else parse_time(text).timestamp()
 
 
 def _phase(phase: str | None) -> PodPhase:
