@@ -10,13 +10,8 @@ Lease, pod deletion costs), as the HPA controller's informers do.
 
 A cache that has not finished its first list, or has not heard from the API server for
 ``KUBE_STALE_AFTER`` seconds, is no evidence: ``observe`` raises KubeError and the
-target holds, exactly as when the Deployment cannot be read. A Deployment that the
-(synced, fresh) cache does not hold raises NotFound, as a GET's 404 does.
-
-Changes wake a target between polls (``on_wake("namespace/deployment")``, see
-``scaler.kube.changes``): one of its pods turning ready, or its Deployment changed by
-someone other than our own last scale PATCH. The first list of a cache wakes nothing:
-every target is due at start anyway.
+target holds, exactly as when the Deployment cannot be read. Which Deployments are
+NotFound, and which changes wake a target between polls: ``scaler.kube.watched``.
 """
 
 from __future__ import annotations
