@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +20,7 @@ from tests.e2e import manifest_args
 from tests.e2e.install import ensure_installed
 from tests.support.fake_ollama import RunningFakeOllama, running_fake_ollama
 from tests.support.fake_ollama_store import ModelStore
-from tests.support.router_process import free_port, running_scaler
+from tests.support.router_process import free_port, running_process, running_scaler
 
 READY_MODEL = "llama3.2:1b"
 """The ready model (the manifests' ConfigMap names one; any installed model will do)."""
@@ -96,8 +93,7 @@ def _warm_up(url: str) -> None:
         assert answer.status == 200
 
 
-@contextlib.contextmanager
-def _open_webui(router: str, workdir: Path, logs: Path) -> Iterator[str]:
+def _open_webui(router: str, workdir: Path, logs: Path) -> contextlib.AbstractContextManager[str]:
     executable = ensure_installed()
     port = free_port()
     (workdir / "open-webui-data").mkdir()
@@ -106,33 +102,11 @@ def _open_webui(router: str, workdir: Path, logs: Path) -> Iterator[str]:
         ollama=router, data_dir=workdir / "open-webui-data", home=workdir / "home"
     )
     env["PATH"] = f"{executable.parent}{os.pathsep}{env['PATH']}"
-    log = logs / "open-webui.log"
-    args = [str(executable), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("w") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _until_healthy(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(15.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + OPEN_WEBUI_START
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"open-webui exited {process.returncode}:\n{log.read_text()}")
-        with (
-            contextlib.suppress(urllib.error.URLError, OSError),
-            _OPENER.open(f"{url}/health", timeout=2.0) as answer,
-        ):
-            if answer.status == 200:
-                return
-        time.sleep(0.25)
-    raise AssertionError(f"open-webui not healthy after {OPEN_WEBUI_START} s:\n{log.read_text()}")
+    return running_process(
+        [str(executable), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        url=f"http://127.0.0.1:{port}",
+        log=logs / "open-webui.log",
+        env=env,
+        ready_path="/health",
+        start_timeout=OPEN_WEBUI_START,
+    )

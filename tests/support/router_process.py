@@ -55,10 +55,26 @@ def running_scaler(
     ``/readyz`` answers 200; yield ``url``; on exit SIGTERM (it drains) and wait."""
     command = [sys.executable, "-m", "scaler.cli", *args]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    with running_process(command, url=url, log=log, env=env, start_timeout=start_timeout):
+        yield url
+
+
+@contextmanager
+def running_process(
+    command: Sequence[str],
+    *,
+    url: str,
+    log: Path,
+    env: dict[str, str],
+    ready_path: str = "/readyz",
+    start_timeout: float = START_TIMEOUT,
+) -> Iterator[str]:
+    """Run ``command`` (output to ``log``) until ``url + ready_path`` answers 200; yield
+    ``url``; on exit SIGTERM, and SIGKILL after ``STOP_TIMEOUT`` seconds."""
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait_ready(url, process, log, start_timeout)
+        _wait_ready(url, process, log, start_timeout, ready_path=ready_path)
         yield url
     finally:
         process.terminate()
@@ -76,19 +92,28 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def _wait_ready(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float,
+    *,
+    ready_path: str = "/readyz",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"scaler exited {process.returncode}:\n{log.read_text()}")
+            raise AssertionError(
+                f"{process.args!r} exited {process.returncode}:\n{log.read_text()}"
+            )
         try:
-            with _OPENER.open(f"{url}/readyz", timeout=1.0) as response:
+            with _OPENER.open(url + ready_path, timeout=2.0) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
             pass  # not listening yet
         time.sleep(0.1)
-    raise AssertionError(f"{url} not ready after {timeout} s:\n{log.read_text()}")
+    raise AssertionError(f"{url}{ready_path} not 200 after {timeout} s:\n{log.read_text()}")
 
 
 async def until_ready(http: aiohttp.ClientSession, url: str, timeout: float = 30.0) -> None:
