@@ -21,6 +21,7 @@ from scaler.router.pods import PodTable
 from scaler.router.waiting import (
     BACKOFF_FIRST,
     BACKOFF_MAX,
+    Alarm,
     Draining,
     NoPodRule,
     NoReadyPod,
@@ -56,15 +57,14 @@ class Dispatcher:
         self.max_queue = max_queue
         self.no_pod = NoPodRule(no_pod_wait, cold_start_wait)
         self._clock = clock
-        self._schedule = schedule
         self.table = PodTable()
         self.listeners: list[Callable[[], None]] = []
         self._queue: deque[Waiter] = deque()
         self._in_flight = 0
         self._reported = (0, 0)  # (queued, in_flight) the listeners last heard of
         self._no_ready_since: float | None = clock()
-        self._wakeup_at: float | None = None
-        self._give_up_at: float | None = None  # the earliest give-up check scheduled
+        self._wakeup = Alarm(clock, schedule, self._wake)  # a passed-over pod's turn
+        self._give_up = Alarm(clock, schedule, self._give_up_if_no_pod)
         self._closed: str | None = None  # why no new request may wait (close())
         self._refusing = False  # nothing may wait any more, admitted or not (refuse_waiting())
 
@@ -109,16 +109,9 @@ class Dispatcher:
             self._no_ready_since = self._clock()
             if self._queue:
                 since = self._no_ready_since
-                self._arm_give_up(self.no_pod.gives_up_at(since, since))
-
-    def _arm_give_up(self, when: float) -> None:
-        if self._give_up_at is not None and self._give_up_at <= when:
-            return  # an earlier check will look again
-        self._give_up_at = when
-        self._schedule(max(0.0, when - self._clock()), self._give_up_if_no_pod)
+                self._give_up.arm(self.no_pod.gives_up_at(since, since))
 
     def _give_up_if_no_pod(self) -> None:
-        self._give_up_at = None
         since = self._no_ready_since
         if since is None:
             return
@@ -130,9 +123,7 @@ class Dispatcher:
                 waiter.future.set_exception(NoReadyPod(self.no_pod.message()))
         self._queue = kept
         if kept:
-            self._arm_give_up(
-                min(self.no_pod.gives_up_at(waiter.arrived, since) for waiter in kept)
-            )
+            self._give_up.arm(min(self.no_pod.gives_up_at(w.arrived, since) for w in kept))
         self._changed()
 
     # -- requests ---------------------------------------------------------------------
@@ -180,7 +171,7 @@ class Dispatcher:
             raise QueueFull(f"the queue of {self.max_queue} requests is full")
         waiter = Waiter(asyncio.get_running_loop().create_future(), arrived)
         if since is not None:
-            self._arm_give_up(self.no_pod.gives_up_at(waiter.arrived, since))
+            self._give_up.arm(self.no_pod.gives_up_at(waiter.arrived, since))
         if again:
             self._queue.appendleft(waiter)
         else:
@@ -235,24 +226,17 @@ class Dispatcher:
         pod.backoff = min(BACKOFF_MAX, pod.backoff * 2 or BACKOFF_FIRST)
         pod.blocked_until = self._clock() + pod.backoff
         self.table.forget_if_done(pod)
-        self._wake_at(pod.blocked_until)
+        self._wakeup.arm(pod.blocked_until)
         self._changed()
 
-    def _wake_at(self, when: float) -> None:
-        if self._wakeup_at is not None and self._wakeup_at <= when:
-            return  # an earlier wake-up will look again
-        self._wakeup_at = when
-        self._schedule(max(0.0, when - self._clock()), self._wake)
-
     def _wake(self) -> None:
-        self._wakeup_at = None
         self._dispatch()
         self._changed()
         blocked = [
             p.blocked_until for p in self.table.pods.values() if p.blocked_until > self._clock()
         ]
         if self._queue and blocked:
-            self._wake_at(min(blocked))
+            self._wakeup.arm(min(blocked))
 
     def _dispatch(self) -> None:
         """Bind the head of the queue to free slots, oldest request first."""

@@ -58,6 +58,28 @@ Schedule = Callable[[float, Callable[[], None]], object]
 """Run a callback after so many seconds (``loop.call_later`` in production)."""
 
 
+class Alarm:
+    """``callback`` at the earliest time asked of ``arm`` (clock seconds). A later time
+    asked while an earlier one is pending is dropped: the callback, run then, looks
+    again and arms what it still needs."""
+
+    def __init__(
+        self, clock: Callable[[], float], schedule: Schedule, callback: Callable[[], None]
+    ) -> None:
+        self._clock, self._schedule, self._callback = clock, schedule, callback
+        self._at: float | None = None
+
+    def arm(self, when: float) -> None:
+        if self._at is not None and self._at <= when:
+            return
+        self._at = when
+        self._schedule(max(0.0, when - self._clock()), self._ring)
+
+    def _ring(self) -> None:
+        self._at = None
+        self._callback()
+
+
 @dataclass(frozen=True, slots=True)
 class NoPodRule:
     """How long a request may wait while no pod is ready at all.
