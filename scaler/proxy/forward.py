@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -126,12 +126,10 @@ async def forward(
     connect_timeout: float,
     started: float,
     streamed_session: aiohttp.ClientSession | None = None,
-    rewrite: Callable[[bytes], bytes] | None = None,
     body: bytes | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
     """Send ``request`` to ``upstream_url`` (same path and query) and stream the
-    answer back. ``started``: perf_counter when Ollama's slot was taken. ``rewrite``
-    changes a body read whole before it is sent (never a streamed one). ``body``: the
+    answer back. ``started``: perf_counter when Ollama's slot was taken. ``body``: the
     request's body, already read whole (``body.read_body``); else it is read here.
 
     A body too large to hold (see ``request_body``) goes through ``streamed_session``
@@ -139,8 +137,6 @@ async def forward(
     that cannot be sent twice never goes on a pooled connection.
     """
     payload = await request_body(request) if body is None else body
-    if isinstance(payload, bytes) and rewrite is not None:
-        payload = rewrite(payload)
     if isinstance(payload, aiohttp.StreamReader) and streamed_session is not None:
         session = streamed_session
     upstream = await open_upstream(
