@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from scaler.config import ScalerConfig
 from scaler.controller.loop import Controller
 from scaler.controller.metrics import ControllerMetrics, build_metrics
-from scaler.controller.push import push_feeds
+from scaler.controller.push import PushFeed, push_feeds
 from scaler.controller.reading import readers_for
 from scaler.controller.reading.batch import PrometheusBatch
 from scaler.controller.service import Service
@@ -131,17 +131,7 @@ async def serving(
         try:
             await _listen(runner, config)
             port = _bound_port(runner)
-            for cache in actuator.caches.values():
-                cache.on_wake = controller.wake  # with the target's key, namespace/name
-                for name, loop in cache.runs().items():
-                    service.spawn(loop, name)
-            service.spawn(_when_synced(actuator, controller.run), "controller-loop")
-            for key, by_metric in feeds.items():
-                for name, feed in by_metric.items():
-                    feed.on_change = functools.partial(controller.wake, key)
-                    service.spawn(feed.run(), f"push-{key}-{name}")
-            if elector is not None:
-                service.spawn(elector.run(), "leader-election")
+            _spawn(service, actuator, feeds, elector)
             log.info(
                 "scaler run started",
                 extra={
@@ -160,6 +150,28 @@ async def serving(
             if elector is not None:
                 await _release(elector)
             await asyncio.shield(runner.cleanup())
+
+
+def _spawn(
+    service: Service,
+    actuator: CachedActuator,
+    feeds: Mapping[str, Mapping[str, PushFeed]],
+    elector: LeaderElector | None,
+) -> None:
+    """Start the background tasks: the caches' informers, the loop (once the caches
+    have listed), the push feeds and the leader election; changes wake the loop."""
+    controller = service.controller
+    for cache in actuator.caches.values():
+        cache.on_wake = controller.wake  # with the target's key, namespace/name
+        for name, loop in cache.runs().items():
+            service.spawn(loop, name)
+    service.spawn(_when_synced(actuator, controller.run), "controller-loop")
+    for key, by_metric in feeds.items():
+        for name, feed in by_metric.items():
+            feed.on_change = functools.partial(controller.wake, key)
+            service.spawn(feed.run(), f"push-{key}-{name}")
+    if elector is not None:
+        service.spawn(elector.run(), "leader-election")
 
 
 async def _listen(runner: web.AppRunner, config: ScalerConfig) -> None:
