@@ -26,7 +26,7 @@ from scaler.kube.api_call import STRATEGIC_MERGE_PATCH, call_json, send
 from scaler.kube.errors import Conflict, KubeError
 from scaler.kube.hpas import HPA_REFRESH, HpaCache
 from scaler.kube.microtime import micro_time
-from scaler.kube.observed import DeploymentView, deployment_view, workload_of
+from scaler.kube.observed import DeploymentView, deployment_view, require_selector, workload_of
 from scaler.kube.workload import Workload
 
 SCALE_ATTEMPTS = 3
@@ -101,8 +101,7 @@ class KubeActuator:
         """
         hpas = self._hpas.lookup(namespace)
         found = await self._read_deployment(namespace, deployment)
-        if not found.selector:  # an empty selector would match every pod in the namespace
-            raise KubeError(f"deployment {namespace}/{deployment}: its spec.selector is empty")
+        require_selector(found, namespace, deployment)
         pods = await call_json(
             f"list pods of deployment {namespace}/{deployment} ({found.selector})",
             send(

@@ -25,7 +25,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from scaler.kube.actuator import KubeActuator
 from scaler.kube.errors import KubeError
-from scaler.kube.observed import deployment_view, workload_of
+from scaler.kube.observed import deployment_view, require_selector, workload_of
 from scaler.kube.watched import WatchCache
 from scaler.kube.workload import Workload
 
@@ -126,8 +126,7 @@ class CachedActuator(KubeActuator):
             found = deployment_view(obj)
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise KubeError(f"{what}: malformed: {type(err).__name__}: {err}") from err
-        if not found.selector:  # an empty selector would match every pod in the namespace
-            raise KubeError(f"deployment {namespace}/{deployment}: its spec.selector is empty")
+        require_selector(found, namespace, deployment)
         pods = cache.pods_of(namespace, deployment, obj)
         self._saw(namespace, deployment, found)
         return workload_of(

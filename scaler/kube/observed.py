@@ -46,6 +46,13 @@ def deployment_view(obj: Mapping[str, Any]) -> DeploymentView:
     )
 
 
+def require_selector(found: DeploymentView, namespace: str, deployment: str) -> None:
+    """KubeError when the Deployment's ``spec.selector`` is empty: it would match every
+    pod in the namespace."""
+    if not found.selector:
+        raise KubeError(f"deployment {namespace}/{deployment}: its spec.selector is empty")
+
+
 def workload_of(
     deployment: DeploymentView,
     pods: Iterable[Mapping[str, Any]],
