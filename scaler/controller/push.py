@@ -21,6 +21,7 @@ import aiohttp
 from scaler.config import ScalerConfig, TargetConfig
 from scaler.config.direct import PUSHED_SERIES, DirectConfig
 from scaler.controller.metrics import ControllerMetrics
+from scaler.kube.informer import Backoff
 from scaler.logs import FIELDS
 from scaler.policy import TotalValue
 from scaler.sources.base import MetricUnavailable, plausible
@@ -34,6 +35,7 @@ MAX_BACKOFF = 5.0
 """Seconds before following a broken stream again: 0.1 doubling to 5, reset by a
 good line, so a restarting router is back within a second or two and a dead one
 costs a connection attempt every 5 s."""
+BACKOFF = Backoff(FIRST_BACKOFF, MAX_BACKOFF)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -129,7 +131,7 @@ class PushFeed:
     async def _follow(self, address: str) -> None:
         url = watch_url(address, self.port)
         stream = self.streams[address]
-        backoff, told = FIRST_BACKOFF, False
+        failures = 0  # breaks in a row with no line between them
         while True:
             try:
                 await follow(
@@ -137,13 +139,12 @@ class PushFeed:
                 )
             except MetricUnavailable as error:
                 if stream.line is not None:  # lines came since the last break
-                    backoff, told = FIRST_BACKOFF, False
-                self._broke(url, error, tell=not told)
-                told = True
+                    failures = 0
+                self._broke(url, error, tell=failures == 0)
+            failures += 1
             stream.line = None
             self._live_changed()
-            await self.sleep(backoff)
-            backoff = min(2 * backoff, MAX_BACKOFF)
+            await self.sleep(BACKOFF.delay(failures))
 
     def _receiver(self, stream: Stream) -> Callable[[QueueLine], None]:
         def received(line: QueueLine) -> None:
