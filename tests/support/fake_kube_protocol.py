@@ -44,6 +44,10 @@ class ApiError(Exception):
         self.reason = reason or _REASONS.get(code, "Unknown")
 
     def response(self) -> web.Response:
+        return web.json_response(self.status(), status=self.code)
+
+    def status(self) -> dict[str, Any]:
+        """The ``Status`` object, as in an error answer or a watch's ERROR event."""
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -55,7 +59,7 @@ class ApiError(Exception):
         }
         if self.details:
             body["details"] = self.details
-        return web.json_response(body, status=self.code)
+        return body
 
 
 def not_found(resource: str, name: str) -> ApiError:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support import fake_kube_objects as objects
+from tests.support.fake_kube_protocol import ApiError
 from tests.support.fake_kube_slices import API_VERSION
 from tests.support.fake_kube_slices import endpoint_slice as endpoint_slice
 from tests.support.fake_kube_slices import pod_endpoint as pod_endpoint
@@ -52,21 +53,8 @@ RESOURCE = "endpointslices"
 PATH = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
 
 
-def status(code: int, reason: str, message: str) -> dict[str, Any]:
-    """A failure ``Status`` object, as in an error answer or an ERROR event."""
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-
-
-def _expired(since: str) -> dict[str, Any]:
-    return status(410, "Expired", f"too old resource version: {since}")
+def _expired(since: str) -> ApiError:
+    return ApiError(410, f"too old resource version: {since}", reason="Expired")
 
 
 @dataclass(frozen=True)
@@ -161,7 +149,7 @@ class Watches:
         ended = [w for w in self._open if resource in (None, w.kind.resource)]
         for watcher in ended:
             if gone:
-                obj = _expired(str(self._fake._version))
+                obj = _expired(str(self._fake._version)).status()
                 watcher.queue.put_nowait({"type": "ERROR", "object": obj})
             watcher.queue.put_nowait(None)
         return len(ended)
@@ -212,7 +200,7 @@ class Watches:
         try:
             requirements = objects.parse_selector(request.query.get("labelSelector", ""))
         except objects.SelectorError as err:
-            return web.json_response(status(400, "BadRequest", str(err)), status=400)
+            raise ApiError(400, str(err)) from err
         if request.query.get("watch", "").lower() in ("true", "1"):
             bookmarks = request.query.get("allowWatchBookmarks", "").lower() == "true"
             return await self._watch(request, _Watcher(kind, ns, requirements, bookmarks))
@@ -227,15 +215,15 @@ class Watches:
         since = request.query.get("resourceVersion", "")
         if since not in ("", "0") and not since.isdigit():
             message = f"resourceVersion: Invalid value: {since!r}: must be a number"
-            return web.json_response(status(400, "BadRequest", message), status=400)
+            raise ApiError(400, message)
         gone, self._gone_next = self._gone_next, None
         if gone == "http":
-            return web.json_response(_expired(since), status=410)
+            raise _expired(since)
         # Replayed and registered before the first await: no change can slip between.
         if gone is None and since not in ("", "0") and int(since) < self._oldest:
             gone = "event"
         if gone is not None:
-            watcher.queue.put_nowait({"type": "ERROR", "object": _expired(since)})
+            watcher.queue.put_nowait({"type": "ERROR", "object": _expired(since).status()})
             watcher.queue.put_nowait(None)
         else:
             self._replay(watcher, since)
