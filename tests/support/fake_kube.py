@@ -257,18 +257,6 @@ class FakeKube(Scripted):
         Events(self).routes(router)
         self.slices.routes(router)
 
-    def _list(self, kind: str, api_version: str, items: list[dict[str, Any]]) -> web.Response:
-        # Items in a list response carry no kind/apiVersion of their own.
-        bare = [{k: v for k, v in i.items() if k not in ("kind", "apiVersion")} for i in items]
-        return web.json_response(
-            {
-                "kind": kind,
-                "apiVersion": api_version,
-                "metadata": {"resourceVersion": str(self._version)},
-                "items": bare,
-            }
-        )
-
 
 @dataclass(frozen=True)
 class Cluster:

@@ -204,12 +204,20 @@ class Watches:
         if request.query.get("watch", "").lower() in ("true", "1"):
             bookmarks = request.query.get("allowWatchBookmarks", "").lower() == "true"
             return await self._watch(request, _Watcher(kind, ns, requirements, bookmarks))
+        # Items in a list answer carry no kind/apiVersion of their own.
         items = [
-            obj
+            {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
             for (resource, obj_ns, _), obj in sorted(self._fake.objects.items())
             if resource == kind.resource and ns in (None, obj_ns) and _matches(obj, requirements)
         ]
-        return self._fake._list(f"{kind.kind}List", kind.api_version, items)
+        return web.json_response(
+            {
+                "kind": f"{kind.kind}List",
+                "apiVersion": kind.api_version,
+                "metadata": {"resourceVersion": str(self._fake._version)},
+                "items": items,
+            }
+        )
 
     async def _watch(self, request: web.Request, watcher: _Watcher) -> web.StreamResponse:
         since = request.query.get("resourceVersion", "")
