@@ -36,7 +36,6 @@ def proxy_args(*, port: int, upstream: str, writer: str, ready_model: str) -> li
     return _with(
         args,
         {"--port": str(port), "--upstream": upstream, "--management-upstream": writer},
-        host=True,
     )
 
 
@@ -48,7 +47,6 @@ def router_args(*, port: int, endpoints: Sequence[str], writer: str, max_queue: 
     args = _with(
         args,
         {"--port": str(port), "--management-upstream": writer, "--max-queue": str(max_queue)},
-        host=True,
     )
     for url in endpoints:
         args += ["--endpoint", url]
@@ -87,14 +85,15 @@ def _values(env: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, str]]:
             raise ManifestError(f"open-webui env {item['name']}: no test value for {ref}")
 
 
-def _with(args: list[str], values: Mapping[str, str], *, host: bool) -> list[str]:
+def _with(args: list[str], values: Mapping[str, str]) -> list[str]:
+    """``args`` with each flag's value replaced, listening on loopback only."""
     missing = [flag for flag in values if flag not in args]
     if missing:
         raise ManifestError(f"the manifest's args lack {missing}: {args}")
     out = list(args)
     for flag, value in values.items():
         out[out.index(flag) + 1] = value
-    return [*out, "--host", "127.0.0.1"] if host else out
+    return [*out, "--host", "127.0.0.1"]
 
 
 def _without(args: list[str], flags: Sequence[str]) -> list[str]:
