@@ -239,9 +239,8 @@ class FakeOllama:
         started = time.monotonic()
         try:
             load_seconds = await self.ensure_loaded(name, keep_alive)
-            self.residency.eviction.hold(
-                name
-            )  # no await since the load: it cannot be evicted between
+            # No await since the load: it cannot be evicted in between.
+            self.residency.eviction.hold(name)
             try:
                 await self.slots.acquire()
                 try:
