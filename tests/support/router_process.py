@@ -6,7 +6,8 @@
 
 Started with ``--endpoint`` (no discovery), it is ready at once; ``running_router``
 returns once ``/readyz`` answers 200, and on exit sends SIGTERM (the router drains)
-and waits for the process.
+and waits for the process. ``running_scaler`` does the same for any ``scaler``
+command line, and ``running_process`` for any server process (the e2e Open WebUI).
 """
 
 from __future__ import annotations
